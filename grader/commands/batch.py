@@ -1,0 +1,179 @@
+"""``grader batch SOURCE --out DIR``: grade a whole course's submissions in parallel."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import hashlib
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from grader.batch import (
+    BatchOptions,
+    GradeFn,
+    Progress,
+    grade_with_pipeline,
+    kernel_env,
+    run_batch,
+    summary_table,
+)
+from grader.cli import EXIT_HARNESS, EXIT_OK, UsageError
+from grader.commands.grade import add_grading_options, options_from, prepare
+from grader.gradebook import Gradebook, rescore
+from grader.moodle import ingest
+
+DESCRIPTION = """\
+Grade every submission in SOURCE: a folder of notebooks, a Moodle "Download all submissions" zip,
+or that zip unpacked. Writes DIR/<id>/result.json (and the reports) for each submission, where <id>
+is the Moodle participant id for Moodle input and the notebook's name without .ipynb otherwise;
+DIR/grades.csv (id, name, one column per subtask, auto_points, manual_points, total); and
+DIR/index.html, the course overview with the similarity report.
+
+Submissions graded before with the same notebook content and the same rubric are skipped (use
+--force to grade them again); a batch that was stopped, even with kill -9, resumes where it was.
+If only the rubric's points changed, the stored check results are re-scored without running anything.
+"""
+
+EPILOG = """\
+exit codes: 0 every submission has a result (whatever its score); 1 the grader itself failed on at
+least one submission (it is retried by the next run) or could not start; 2 wrong usage.
+"""
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "batch",
+        help="grade a folder of notebooks or a Moodle zip in parallel",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("source", type=Path, metavar="SOURCE", help="folder of notebooks, Moodle zip, or unpacked Moodle download")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
+    p.add_argument("--workers", type=int, default=0, metavar="N",
+                   help="notebooks graded at once (default: one per CPU core, fewer if memory is short)")
+    p.add_argument("--gradebook", type=Path, metavar="FILE", help="SQLite gradebook (default: DIR/gradebook.sqlite)")
+    p.add_argument("--force", action="store_true", help="grade again even submissions that did not change")
+    p.add_argument("--threads-per-kernel", type=int, default=1, metavar="N",
+                   help="threads each kernel's numeric libraries may use (default: 1; OMP_NUM_THREADS etc.)")
+    p.add_argument("--hard-timeout", type=float, default=3600.0, metavar="SECONDS",
+                   help="stop grading one submission after this long, beyond the rubric's own limits (default: 3600)")
+    p.add_argument("--template", type=Path, metavar="NOTEBOOK",
+                   help="the assignment's template notebook: code everyone was given is ignored by the similarity report")
+    p.add_argument("--no-similarity", action="store_true", help="skip the similarity report")
+    add_grading_options(p)
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
+    if not args.source.exists():
+        raise UsageError(f"{args.source}: no such file or folder")
+    if args.workers < 0 or args.threads_per_kernel < 1:
+        raise UsageError("--workers must be 0 or more and --threads-per-kernel 1 or more")
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        found = ingest(args.source, out / ".sources")
+    except (ValueError, OSError) as exc:
+        raise UsageError(str(exc)) from exc
+    if not found.submissions:
+        raise UsageError(f"{args.source}: no submissions found (no .ipynb files and no Moodle participant folders)")
+    for name in found.stray:
+        print(f"grader: not in any participant's folder, not graded: {name}", file=sys.stderr)
+
+    env = kernel_env(args.threads_per_kernel)
+    gradebook_path: Path = args.gradebook or out / "gradebook.sqlite"
+    points: dict[str, float] = {}
+    manual_max: dict[str, float] = {}
+    if grade_fn is None:
+        rubric: Any = prepare(args.rubric)  # loads the rubric, checks and activates the store (workers inherit it)
+        rubric_hash = rubric_identity(rubric.folder)
+        points = {c.id: c.points for c in rubric.checks}
+        manual_max = {m.id: m.points for m in rubric.manual}
+        # The kernel must not read other submissions, their results or the gradebook.
+        hide = outermost(p.resolve() for p in (args.source, out, gradebook_path))
+        options = options_from(args, env_overrides=env, torch_threads=args.threads_per_kernel, hide_paths=hide)
+        grade_fn = functools.partial(grade_with_pipeline, options=options)
+    else:  # a caller's own grade function (tests, other front ends)
+        rubric_hash = rubric_identity(Path(args.rubric) if args.rubric else None)
+    batch_options = BatchOptions(workers=args.workers, threads_per_kernel=args.threads_per_kernel, force=args.force,
+                           hard_timeout_s=args.hard_timeout if args.hard_timeout > 0 else None)
+    with Gradebook(gradebook_path) as gb:
+        gb.set_meta("out_dir", str(out.resolve()))
+        progress = Progress(len(found.submissions))
+        summary = run_batch(found.submissions, out, grade_fn, gb, rubric_hash=rubric_hash, options=batch_options, progress=progress)
+        if points or manual_max:
+            changed = rescore(gb, points, manual_max)
+            if changed:
+                print(f"grader: re-scored {len(changed)} submission(s) with the rubric's new points", file=sys.stderr)
+        from grader.batch import write_grades_csv
+        from grader.overview import write_overview
+
+        entries = gb.entries()
+        write_grades_csv(entries, out / "grades.csv")
+        similar = None
+        if not args.no_similarity:
+            from grader.similarity import find_similar, write_report
+
+            notebooks = {s.id: s.notebook for s in found.submissions if s.notebook is not None}
+            teams = {e.submission.id: e.result.team for e in entries}
+            similar = find_similar(notebooks, template=args.template, teams=teams)
+            write_report(similar, out / "similarity.json")
+        write_overview(gb, out, similarity=similar)
+        print(summary_table(summary, entries))
+        print(f"\n{len(summary.outcomes)} submission(s), {len(summary.graded)} graded now with {summary.workers} worker(s) "
+              f"in {summary.wall_s:.1f}s; grades: {out / 'grades.csv'}; overview: {out / 'index.html'}")
+    return EXIT_HARNESS if summary.harness_failures else EXIT_OK
+
+
+def outermost(paths: Iterable[Path]) -> tuple[Path, ...]:
+    """The paths that are not inside another one (the sandbox cannot hide a path in a hidden folder)."""
+    unique = sorted(set(paths), key=lambda p: len(p.parts))
+    kept: list[Path] = []
+    for p in unique:
+        if not any(p == k or k in p.parents for k in kept):
+            kept.append(p)
+    return tuple(kept)
+
+
+def rubric_identity(rubric_dir: Path | None) -> str:
+    """A hash of what decides execution, for a rubric folder.
+
+    Points are left out of the hash on purpose: changing them re-scores stored check results
+    instead of executing every notebook again. Everything else in the folder (checks, probes,
+    templates, the rest of rubric.yaml) and the grader's version are in it.
+    """
+    import grader
+
+    h = hashlib.sha256(f"grader {grader.__version__}\n".encode())
+    if rubric_dir is None or not rubric_dir.is_dir():
+        return h.hexdigest()
+    for path in sorted(p for p in rubric_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        rel = path.relative_to(rubric_dir).as_posix()
+        data = path.read_bytes()
+        if path.suffix in (".yaml", ".yml"):
+            import yaml
+
+            try:
+                doc = yaml.safe_load(data)
+            except yaml.YAMLError:
+                doc = None
+            if doc is not None:
+                data = json.dumps(_without_points(doc), sort_keys=True, default=str).encode()
+        h.update(f"{rel}\n{len(data)}\n".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+_POINT_KEYS = ("points", "max_points", "total_points")
+
+
+def _without_points(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        return {k: _without_points(v) for k, v in doc.items() if k not in _POINT_KEYS}
+    if isinstance(doc, list):
+        return [_without_points(v) for v in doc]
+    return doc

@@ -1,0 +1,61 @@
+"""``grader check NOTEBOOK``: a student's self-check (public checks only) printed in the terminal."""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from grader.cli import EXIT_OK, UsageError
+from grader.commands.grade import add_grading_options, options_from, prepare
+
+
+def format_terminal(result, titles: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+    lines = []
+    if result.status == "error":
+        return f"Could not grade {result.submission}: {result.error}"
+    lines.append(f"{result.submission}: {result.auto_points:g} / {result.auto_max:g} points from public automatic checks")
+    if result.kernel_status != "ok":
+        lines.append(f"  kernel: {result.kernel_status}: {result.kernel_message}")
+    for sid, s in result.subtasks.items():
+        checks = [c for c in result.checks if c.subtask == sid and not c.hidden]
+        if not checks and not s.manual_max:
+            continue
+        lines.append(f"\n{sid} {titles.get(sid, '')}  ({s.auto_points:g} / {sum(c.max_points for c in checks):g})")
+        for c in checks:
+            mark = {"passed": "PASS", "failed": "FAIL", "error": "ERR ", "timeout": "TIME", "skipped": "SKIP"}[c.status]
+            msg = "" if c.message in ("", "ok") or c.status == "passed" else f": {c.message}"
+            lines.append(f"  {mark} {c.id}{msg}")
+        if s.manual_max:
+            lines.append(f"  ---- {s.manual_max:g} point(s) graded by a person")
+    bad = [c for c in result.cells if c.status in ("error", "timeout")]
+    if bad:
+        lines.append("\nCells that failed:")
+        lines += [f"  cell {c.index + 1}{f' ({c.subtask})' if c.subtask else ''}: {c.error}" for c in bad]
+    drift = [n.message for n in result.notes if n.kind == "drift"]
+    if drift:
+        lines.append("\nLibrary drift (no points deducted):")
+        lines += [f"  - {m}" for m in drift]
+    return "\n".join(lines)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from grader.pipeline import grade_submission, submission_id
+
+    nb = Path(args.notebook)
+    if not nb.is_file():
+        raise UsageError(f"{nb}: no such file")
+    rubric = prepare(args.rubric)
+    out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="grader-check-"))
+    result = grade_submission(nb, out, options_from(args, public_only=True, submission_id=submission_id(nb)), rubric=rubric)  # type: ignore[arg-type]
+    print(format_terminal(result.student_view(), {s.id: s.title for s in rubric.subtasks}))  # type: ignore[attr-defined]
+    print(f"\nReport: {out / 'report.html'}")
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="self-check a notebook before uploading (public checks only)")
+    p.add_argument("notebook", metavar="NOTEBOOK")
+    p.add_argument("--out", default=None, metavar="DIR", help="where report.html goes (default: a temporary folder)")
+    add_grading_options(p)
+    p.set_defaults(handler=run_check)

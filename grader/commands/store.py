@@ -1,0 +1,119 @@
+"""``grader store build|check|fetch``: make, inspect or download the offline model and data store.
+
+The handlers activate the store (environment variables) before importing the builder, because the
+builder imports transformers and datasets, which read their settings once, at import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from grader import store
+from grader.cli import EXIT_OK, HarnessError
+
+# Where the store's contents are defined: "module:function". ``REQUIRED_IDS`` and ``fetch`` are read
+# from the same module. (To be routed through the rubric file.)
+STORE_BUILDER = "reference.store:build"
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("store", help="build, check or fetch the offline model/data store")
+    sub = parser.add_subparsers(dest="store_command", metavar="ACTION", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument(
+            "--store",
+            type=Path,
+            default=None,
+            help=f"store folder (default: ${store.ENV_VAR} or {store.DEFAULT_STORE})",
+        )
+        return p
+
+    build = add("build", "build the tiny offline store from nothing (no network, under a minute)")
+    build.add_argument("--force", action="store_true", help="rebuild even if the store is complete")
+    build.set_defaults(handler=_build)
+    check = add("check", "check that the store is complete")
+    check.add_argument("--verify", action="store_true", help="also compare file hashes (slower)")
+    check.set_defaults(handler=_check)
+    fetch = add("fetch", "download the real models and data sets into the store (needs internet)")
+    fetch.add_argument("--force", action="store_true", help="replace an existing store")
+    fetch.set_defaults(handler=_fetch)
+
+
+def _root(args: argparse.Namespace) -> Path:
+    return Path(args.store).resolve() if args.store is not None else store.store_root()
+
+
+def _builder_module() -> tuple[Any, str]:
+    module_name, _, func = STORE_BUILDER.partition(":")
+    try:
+        return importlib.import_module(module_name), func
+    except ImportError as exc:
+        raise HarnessError(f"cannot import the store builder {STORE_BUILDER}: {exc}") from exc
+
+
+def _activate(root: Path, offline: bool = True) -> None:
+    try:
+        store.activate(root, offline=offline)
+    except store.StoreActivationError as exc:
+        raise HarnessError(str(exc)) from exc
+
+
+def _build(args: argparse.Namespace) -> int:
+    root = _root(args)
+    _activate(root)
+    module, func = _builder_module()
+    try:
+        summary = getattr(module, func)(root, force=args.force)
+    except Exception as exc:
+        raise HarnessError(
+            f"building the store at {root} failed: {type(exc).__name__}: {exc}",
+            hint="nothing was replaced; rerun with --force after fixing the cause",
+        ) from exc
+    if summary.get("built"):
+        print(f"built {root} in {summary.get('seconds')} s ({summary.get('bytes', 0) / 1e6:.1f} MB)")
+    else:
+        print(f"{root} is complete; nothing to do (--force rebuilds)")
+    print(json.dumps(summary, indent=2))
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    root = _root(args)
+    _activate(root)
+    module, _ = _builder_module()
+    required = getattr(module, "REQUIRED_IDS", None)
+    try:
+        manifest = store.check_store(root, required, verify=args.verify)
+    except store.StoreMissing as exc:
+        raise HarnessError(str(exc)) from exc
+    for entry in manifest.entries:
+        size = sum(f.size for f in entry.files)
+        print(
+            f"{entry.kind:8} {entry.id:40} {entry.source:5} {len(entry.files):3} files {size / 1e6:8.1f} MB"
+        )
+    print(f"{root}: complete")
+    return EXIT_OK
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    root = _root(args)
+    _activate(root, offline=False)
+    module, _ = _builder_module()
+    fetch = getattr(module, "fetch", None)
+    if fetch is None:
+        raise HarnessError(f"the store builder {STORE_BUILDER} has no fetch()")
+    try:
+        summary = fetch(root, force=args.force)
+    except Exception as exc:
+        raise HarnessError(
+            f"fetching the store into {root} failed: {type(exc).__name__}: {exc}",
+            hint="`grader store build` builds the tiny offline store without network",
+        ) from exc
+    print(json.dumps(summary, indent=2))
+    return EXIT_OK

@@ -1,0 +1,351 @@
+"""Execute: run a notebook top to bottom in a fresh (sandboxed) kernel, then the probes.
+
+Every code cell gets an outcome (ok / error with its last traceback line / timeout / not_run).
+Errors do not stop the notebook. A cell that kills the kernel is recorded, the kernel is started
+again and the notebook replayed without that cell, so later subtasks can still be graded. The
+whole run has a deadline; output beyond a size cap is dropped and named.
+
+Inside the kernel, before the first cell, ``grader.kernel_compat`` maps course-era APIs onto
+current ones and caps training steps (see that module).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+
+from grader.probe import ProbeOutcome, ProbeRequest, build_cell, new_token, read_results
+from grader.results import CellOutcome, KernelStatus
+
+MAX_RESTARTS = 2
+
+PREAMBLE = (
+    "import grader.kernel_compat as __grader_compat\n"
+    "__grader_compat.install()\n"
+    "del __grader_compat\n"
+)
+DRIFT_PROBE = "print(__import__('json').dumps(dict(getattr(__import__('sys').modules.get('grader.kernel_compat'), 'DRIFT', {}))))\n"
+
+
+@dataclass(frozen=True)
+class ExecConfig:
+    cell_timeout: float = 300.0
+    deadline: float = 1800.0
+    max_train_steps: int = 2
+    torch_threads: int | None = 1
+    max_output_bytes: int = 8 * 2**20
+    env: Mapping[str, str] = field(default_factory=dict)
+    sandbox: Any = None  # grader.sandbox.SandboxPolicy; None means a plain kernel
+    kernel_name: str = "python3"
+    startup_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class Execution:
+    cells: tuple[CellOutcome, ...]
+    kernel_status: KernelStatus
+    kernel_message: str
+    probe: ProbeOutcome
+    drift: dict[str, str]
+    sandbox_layers: dict[str, bool]
+    sandbox_missing: tuple[str, ...]
+    restarts: int
+    output_truncated: bool
+    seconds: dict[str, float]
+
+
+class _Client(NotebookClient):
+    """nbclient with an output budget: output past the cap is dropped and the cell interrupted."""
+
+    def __init__(self, *args: Any, max_output_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._budget = max_output_bytes
+        self._spent = 0
+        self.output_truncated = False
+        self.truncated_cells: set[int] = set()
+
+    def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        self._spent += size
+        if self._spent > self._budget:
+            if not self.output_truncated or cell_index not in self.truncated_cells:
+                self.truncated_cells.add(cell_index)
+                if self.km is not None:
+                    with contextlib.suppress(Exception):
+                        asyncio.ensure_future(self._interrupt())
+            self.output_truncated = True
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+    async def _interrupt(self) -> None:
+        assert self.km is not None
+        await self.km.interrupt_kernel()
+
+
+def _last_error(cell: NotebookNode) -> str:
+    for out in reversed(cell.get("outputs", [])):
+        if out.get("output_type") == "error":
+            return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".strip()[:500]
+    return ""
+
+
+def _kernel_env(config: ExecConfig, workdir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_SECRET", "JPY_"))}
+    env.update(config.env)
+    env["GRADER_MAX_TRAIN_STEPS"] = str(config.max_train_steps)
+    if config.torch_threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GRADER_TORCH_THREADS"):
+            env[var] = str(config.torch_threads)
+    env.setdefault("PYTHONHASHSEED", "0")
+    env["TOKENIZERS_PARALLELISM"] = "false"
+    env["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    env["TQDM_DISABLE"] = "1"
+    env["MPLBACKEND"] = "Agg"
+    # the grader package must be importable in the kernel for the compat shims
+    root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+async def _make_km(config: ExecConfig, workdir: Path, env: dict[str, str]) -> tuple[Any, dict[str, bool], tuple[str, ...]]:
+    if config.sandbox is not None:
+        from grader.sandbox import make_kernel_manager
+
+        km, report = make_kernel_manager(config.sandbox, workdir, env, kernel_name=config.kernel_name)
+        return km, dict(report.layers), tuple(report.missing)
+    from jupyter_client.manager import AsyncKernelManager
+
+    km = AsyncKernelManager(kernel_name=config.kernel_name)
+    return km, {}, ("the sandbox was off (plain kernel)",)
+
+
+def _exit_code(km: Any) -> int | None:
+    with contextlib.suppress(Exception):
+        proc = getattr(km.provisioner, "process", None)
+        return proc.poll() if proc is not None else None
+    return None
+
+
+def _classify_death(code: int | None, last_errors: list[str]) -> tuple[KernelStatus, str]:
+    text = " ".join(last_errors)
+    if "CUDA" in text or "cuda" in text:
+        return "cuda", "the kernel died after a CUDA error"
+    if code in (-9, 137):
+        return "died", "the kernel was killed (SIGKILL): it may have run out of memory or killed itself"
+    if code in (-24, 152):
+        return "timeout", "the kernel used up its CPU-time limit"
+    return "died", f"the kernel died (exit code {code})" if code is not None else "the kernel died"
+
+
+async def execute_notebook(
+    nb: NotebookNode,
+    workdir: Path,
+    config: ExecConfig,
+    probe: ProbeRequest | None,
+    subtask_of: list[str | None] | None = None,
+) -> Execution:
+    """Run ``nb`` in ``workdir`` (which becomes the kernel's cwd), then ``probe`` in the same kernel."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    env = _kernel_env(config, workdir)
+    outcomes: dict[int, CellOutcome] = {}
+    skip: set[int] = set()
+    kernel_status: KernelStatus = "ok"
+    kernel_message = ""
+    restarts = 0
+    started = time.monotonic()
+    deadline = started + config.deadline
+    probe_outcome = ProbeOutcome({}, error="the probes did not run")
+    drift: dict[str, str] = {}
+    layers: dict[str, bool] = {}
+    missing: tuple[str, ...] = ()
+    truncated = False
+    timings = {"kernel_start": 0.0, "cells": 0.0, "probe": 0.0}
+
+    def sub(i: int) -> str | None:
+        return subtask_of[i] if subtask_of and i < len(subtask_of) else None
+
+    while True:
+        km, layers, missing = await _make_km(config, workdir, env)
+        client = _Client(
+            nb,
+            km=km,
+            timeout=int(config.cell_timeout),
+            startup_timeout=int(config.startup_timeout),
+            allow_errors=True,
+            interrupt_on_timeout=True,
+            error_on_timeout={"ename": "CellTimeoutError", "evalue": f"the cell ran longer than {config.cell_timeout:.0f} s and was interrupted"},
+            record_timing=False,
+            kernel_name=config.kernel_name,
+            resources={"metadata": {"path": str(workdir)}},
+            max_output_bytes=config.max_output_bytes,
+        )
+        died_at: int | None = None
+        t0 = time.monotonic()
+        try:
+            async with client.async_setup_kernel(cwd=str(workdir), env=env):
+                timings["kernel_start"] += time.monotonic() - t0
+                await _run_hidden(client, PREAMBLE, config.startup_timeout)
+                t_cells = time.monotonic()
+                for i, cell in enumerate(nb.cells):
+                    if cell.cell_type != "code" or i in skip:
+                        continue
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 1:
+                        kernel_status, kernel_message = "deadline", f"the notebook ran past its {config.deadline:.0f} s deadline; later cells did not run"
+                        break
+                    client.timeout = int(max(1, min(config.cell_timeout, remaining)))
+                    c0 = time.monotonic()
+                    try:
+                        await client.async_execute_cell(cell, i)
+                    except DeadKernelError:
+                        died_at = i
+                        break
+                    except CellTimeoutError:
+                        outcomes[i] = CellOutcome(i, "timeout", sub(i), "the cell timed out and could not be interrupted", time.monotonic() - c0)
+                        died_at = i
+                        break
+                    secs = time.monotonic() - c0
+                    err = _last_error(cell)
+                    if i in outcomes and restarts:
+                        continue  # keep the outcome of the first run of this cell
+                    if err.startswith(("CellTimeoutError", "KeyboardInterrupt")) and secs >= client.timeout * 0.9:
+                        outcomes[i] = CellOutcome(i, "timeout", sub(i), f"the cell ran longer than {client.timeout} s and was interrupted", secs)
+                    elif i in client.truncated_cells:
+                        outcomes[i] = CellOutcome(i, "error", sub(i), f"the cell printed more than {config.max_output_bytes // 2**20} MiB; output was cut and the cell interrupted", secs)
+                    elif err:
+                        outcomes[i] = CellOutcome(i, "error", sub(i), err, secs)
+                    else:
+                        outcomes[i] = CellOutcome(i, "ok", sub(i), "", secs)
+                timings["cells"] += time.monotonic() - t_cells
+                truncated = truncated or client.output_truncated
+                if died_at is None:
+                    with contextlib.suppress(Exception):
+                        _, stdout = await _run_hidden(client, DRIFT_PROBE, 30)
+                        loaded = json.loads(stdout.strip().splitlines()[-1])
+                        if isinstance(loaded, dict):
+                            drift = {str(k): str(v) for k, v in loaded.items()}
+                    if probe is not None:
+                        p0 = time.monotonic()
+                        counts = {int(c["execution_count"]): sub(i) for i, c in enumerate(nb.cells)
+                                  if c.cell_type == "code" and c.get("execution_count") and sub(i)}
+                        probe_outcome = await _run_probe(client, probe, workdir, counts)
+                        timings["probe"] += time.monotonic() - p0
+        except DeadKernelError:
+            died_at = died_at if died_at is not None else -1
+        except (RuntimeError, TimeoutError) as exc:
+            if died_at is None:
+                kernel_status, kernel_message = "died", f"the kernel could not be started: {exc}"
+                break
+        finally:
+            exit_code = _exit_code(km)
+            await _stop(km, client, sandboxed=config.sandbox is not None)
+        if died_at is None:
+            break
+        status, message = _classify_death(exit_code, [o.error for o in outcomes.values()])
+        if died_at >= 0:
+            prev = outcomes.get(died_at)
+            if prev is None or prev.status != "timeout":
+                outcomes[died_at] = CellOutcome(died_at, "error", sub(died_at), message, 0.0)
+            skip.add(died_at)
+        kernel_status, kernel_message = status, message
+        if restarts >= MAX_RESTARTS or time.monotonic() > deadline - 5 or died_at < 0:
+            break
+        restarts += 1
+        kernel_message += f"; the notebook was run again without cell {died_at + 1}"
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and i not in outcomes and cell.source.strip():
+            outcomes[i] = CellOutcome(i, "not_run", sub(i))
+    for o in outcomes.values():
+        if o.status == "error" and o.error.startswith("MemoryError") and kernel_status == "ok":
+            kernel_status, kernel_message = "memory", f"cell {o.index + 1} ran out of memory (MemoryError)"
+    if truncated and kernel_status == "ok":
+        kernel_status, kernel_message = "output_limit", f"the notebook printed more than {config.max_output_bytes // 2**20} MiB; the rest was dropped"
+    return Execution(
+        cells=tuple(outcomes[i] for i in sorted(outcomes)),
+        kernel_status=kernel_status,
+        kernel_message=kernel_message,
+        probe=probe_outcome,
+        drift=drift,
+        sandbox_layers=layers,
+        sandbox_missing=missing,
+        restarts=restarts,
+        output_truncated=truncated,
+        seconds={k: round(v, 3) for k, v in timings.items()},
+    )
+
+
+async def _stop(km: Any, client: _Client, sandboxed: bool) -> None:
+    """nbclient neither stops a kernel it was handed nor closes its channels: do both, always."""
+    if sandboxed:
+        from grader.sandbox import stop_kernel
+
+        with contextlib.suppress(Exception):
+            await stop_kernel(km, client.kc)
+        return
+    with contextlib.suppress(Exception):
+        if client.kc is not None:
+            client.kc.stop_channels()
+    with contextlib.suppress(Exception):
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
+    with contextlib.suppress(Exception):
+        await km.cleanup_resources()
+
+
+async def _run_hidden(client: _Client, source: str, timeout: float) -> tuple[str, str]:
+    """Run grader code in the kernel without touching the notebook; (error line, stdout)."""
+    assert client.kc is not None and client.km is not None
+    stdout: list[str] = []
+    error: list[str] = []
+
+    def hook(msg: dict[str, Any]) -> None:
+        kind = msg["msg_type"]
+        if kind == "stream" and msg["content"].get("name") == "stdout" and sum(map(len, stdout)) < 2**20:
+            stdout.append(msg["content"].get("text", ""))
+        elif kind == "error":
+            error.append(f"{msg['content'].get('ename')}: {msg['content'].get('evalue')}"[:500])
+
+    try:
+        await client.kc.execute_interactive(source, store_history=False, allow_stdin=False, timeout=timeout, output_hook=hook)
+    except TimeoutError:
+        with contextlib.suppress(Exception):
+            await client.km.interrupt_kernel()
+        return f"timed out after {timeout:.0f} s", "".join(stdout)
+    if not await client.kc.is_alive():
+        raise DeadKernelError("Kernel died")
+    return (error[0] if error else ""), "".join(stdout)
+
+
+async def _run_probe(client: _Client, request: ProbeRequest, workdir: Path, cell_subtasks: dict[int, str | None]) -> ProbeOutcome:
+    token = new_token()
+    out_path = workdir / f".grader-probe-{token}.json"
+    subtasks = {k: v for k, v in cell_subtasks.items() if v}
+    try:
+        err, _ = await _run_hidden(client, build_cell(request, out_path, token, subtasks), request.timeout)
+    except DeadKernelError:
+        return ProbeOutcome({}, error="the kernel died while probing")
+    outcome = read_results(out_path, token, request.names)
+    with contextlib.suppress(OSError):
+        out_path.unlink()
+    if outcome.error and err:
+        return ProbeOutcome({}, error=f"{outcome.error} ({err})")
+    return outcome
+
+
+def run(nb: NotebookNode, workdir: Path, config: ExecConfig, probe: ProbeRequest | None = None, subtask_of: list[str | None] | None = None) -> Execution:
+    """Synchronous wrapper (a fresh event loop per notebook)."""
+    if sys.platform != "win32":
+        asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
+    return asyncio.run(execute_notebook(nb, workdir, config, probe, subtask_of))

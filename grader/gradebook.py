@@ -1,0 +1,523 @@
+"""The gradebook: one SQLite file per course assignment holding every submission, grading run,
+check result, peer comment and manual score.
+
+Why SQLite and these rules: a batch of 300 notebooks takes an evening, and it must survive being
+killed at any moment. Only the batch's main process writes; each submission's run is one
+transaction, committed after its ``result.json`` is on disk (WAL, ``synchronous=FULL``). A killed
+batch therefore leaves either a whole run or none, and a restart skips exactly the submissions that
+have a completed run for the same content hash and rubric hash.
+
+The rubric hash names what decides execution (probes, checks, grader version), not the points:
+check results are stored, so changed points re-score (``rescore``) without running a notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from grader.results import CheckResult, GradeResult, ManualItem, SubtaskScore, result_from_json, write_result
+
+GRADEBOOK_SCHEMA = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS submissions (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL DEFAULT '',
+    participant_id TEXT NOT NULL DEFAULT '',
+    folder_name TEXT NOT NULL DEFAULT '',
+    notebook TEXT,
+    files TEXT NOT NULL DEFAULT '[]',
+    problems TEXT NOT NULL DEFAULT '[]',
+    content_hash TEXT NOT NULL,
+    team TEXT NOT NULL DEFAULT '[]',
+    out_dir TEXT NOT NULL DEFAULT '',
+    first_seen TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    run_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    submission_id TEXT NOT NULL REFERENCES submissions(id),
+    content_hash TEXT NOT NULL,
+    rubric_hash TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    batch_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_kind TEXT,
+    error TEXT NOT NULL DEFAULT '',
+    kernel_status TEXT NOT NULL DEFAULT 'ok',
+    complete INTEGER NOT NULL,
+    auto_points REAL NOT NULL,
+    auto_max REAL NOT NULL,
+    manual_max REAL NOT NULL,
+    seconds REAL NOT NULL,
+    finished TEXT NOT NULL,
+    result_path TEXT NOT NULL,
+    result_json TEXT NOT NULL,
+    UNIQUE (batch_id, submission_id, content_hash, rubric_hash, kind)
+);
+CREATE INDEX IF NOT EXISTS runs_by_submission ON runs (submission_id, content_hash, rubric_hash);
+CREATE TABLE IF NOT EXISTS checks (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    check_id TEXT NOT NULL,
+    subtask TEXT NOT NULL,
+    status TEXT NOT NULL,
+    points REAL NOT NULL,
+    max_points REAL NOT NULL,
+    hidden INTEGER NOT NULL,
+    message TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (run_id, check_id)
+);
+CREATE TABLE IF NOT EXISTS comments (
+    run_id INTEGER NOT NULL REFERENCES runs(run_id) ON DELETE CASCADE,
+    subtask TEXT NOT NULL,
+    text TEXT NOT NULL,
+    PRIMARY KEY (run_id, subtask)
+);
+CREATE TABLE IF NOT EXISTS manual_scores (
+    submission_id TEXT NOT NULL REFERENCES submissions(id),
+    item_id TEXT NOT NULL,
+    points REAL,
+    comment TEXT NOT NULL DEFAULT '',
+    max_points REAL NOT NULL,
+    content_hash TEXT NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    updated TEXT NOT NULL,
+    PRIMARY KEY (submission_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS manual_log (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    submission_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    points REAL,
+    comment TEXT NOT NULL,
+    source TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+"""
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+@dataclass(frozen=True)
+class SubmissionRecord:
+    id: str
+    content_hash: str
+    name: str = ""
+    participant_id: str = ""
+    folder_name: str = ""
+    notebook: str | None = None
+    files: tuple[str, ...] = ()
+    problems: tuple[str, ...] = ()
+    team: tuple[str, ...] = ()
+    out_dir: str = ""
+
+    @property
+    def display_name(self) -> str:
+        """The Moodle full name, else the team written in the notebook, else the id."""
+        return self.name or "; ".join(self.team) or self.id
+
+
+@dataclass(frozen=True)
+class ManualScore:
+    points: float | None
+    comment: str = ""
+    max_points: float = 0.0
+    content_hash: str = ""  # the submission's content when it was scored
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    run_id: int
+    kind: str
+    batch_id: str
+    rubric_hash: str
+    content_hash: str
+    complete: bool
+    seconds: float
+    finished: str
+    result_path: Path
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A submission as it stands now: its latest run's result with the manual scores laid over it."""
+
+    submission: SubmissionRecord
+    run: RunInfo
+    result: GradeResult  # manual scores applied
+
+    @property
+    def total(self) -> float:
+        """Automatic points plus the manual points given so far."""
+        return round(self.result.auto_points + manual_scored(self.result), 4)
+
+
+def run_is_complete(result: GradeResult) -> bool:
+    """A run counts as done unless the harness itself failed (then the next batch retries it)."""
+    return result.status == "graded" or result.error_kind == "bad_input"
+
+
+class Gradebook:
+    """A gradebook file. Use as a context manager; every write method is one transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30.0)
+        self.conn.row_factory = sqlite3.Row
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=FULL")
+        self.conn.execute("PRAGMA foreign_keys=ON")
+        self.conn.executescript(_SCHEMA)
+        version = self.get_meta("schema_version")
+        if version is None:
+            self.set_meta("schema_version", str(GRADEBOOK_SCHEMA))
+        elif int(version) != GRADEBOOK_SCHEMA:
+            raise ValueError(f"{path}: gradebook schema {version}, this grader reads {GRADEBOOK_SCHEMA}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Gradebook:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    # --- meta ---------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row["value"])
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._tx() as c:
+            c.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value", (key, value))
+
+    # --- submissions and runs ---------------------------------------------------------------------
+
+    def upsert_submission(self, rec: SubmissionRecord) -> None:
+        now = _now()
+        with self._tx() as c:
+            c.execute(
+                """INSERT INTO submissions (id, name, participant_id, folder_name, notebook, files, problems,
+                       content_hash, team, out_dir, first_seen, last_seen)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(id) DO UPDATE SET name = excluded.name, participant_id = excluded.participant_id,
+                       folder_name = excluded.folder_name, notebook = excluded.notebook, files = excluded.files,
+                       problems = excluded.problems, content_hash = excluded.content_hash,
+                       team = CASE WHEN excluded.team = '[]' THEN submissions.team ELSE excluded.team END,
+                       out_dir = excluded.out_dir, last_seen = excluded.last_seen""",
+                (rec.id, rec.name, rec.participant_id, rec.folder_name, rec.notebook, json.dumps(list(rec.files)),
+                 json.dumps(list(rec.problems)), rec.content_hash, json.dumps(list(rec.team)), rec.out_dir, now, now),
+            )
+
+    def submission(self, submission_id: str) -> SubmissionRecord | None:
+        row = self.conn.execute("SELECT * FROM submissions WHERE id = ?", (submission_id,)).fetchone()
+        return None if row is None else _submission(row)
+
+    def submissions(self) -> list[SubmissionRecord]:
+        return [_submission(r) for r in self.conn.execute("SELECT * FROM submissions ORDER BY id")]
+
+    def completed_run(self, submission_id: str, content_hash: str, rubric_hash: str) -> RunInfo | None:
+        row = self.conn.execute(
+            """SELECT * FROM runs WHERE submission_id = ? AND content_hash = ? AND rubric_hash = ? AND complete = 1
+               ORDER BY run_id DESC LIMIT 1""",
+            (submission_id, content_hash, rubric_hash),
+        ).fetchone()
+        return None if row is None else _run(row)
+
+    def record_run(
+        self,
+        submission_id: str,
+        content_hash: str,
+        rubric_hash: str,
+        result: GradeResult,
+        result_path: Path,
+        *,
+        seconds: float,
+        batch_id: str,
+        kind: str = "grade",
+    ) -> int:
+        """Store one run with its checks and peer comments, in one transaction; returns its id.
+
+        Idempotent per (batch, submission, content, rubric, kind): recording the same run twice
+        replaces it instead of adding a second one.
+        """
+        with self._tx() as c:
+            old = c.execute(
+                "SELECT run_id FROM runs WHERE batch_id = ? AND submission_id = ? AND content_hash = ? AND rubric_hash = ? AND kind = ?",
+                (batch_id, submission_id, content_hash, rubric_hash, kind),
+            ).fetchone()
+            if old is not None:
+                c.execute("DELETE FROM runs WHERE run_id = ?", (old["run_id"],))
+            cur = c.execute(
+                """INSERT INTO runs (submission_id, content_hash, rubric_hash, kind, batch_id, status, error_kind, error,
+                       kernel_status, complete, auto_points, auto_max, manual_max, seconds, finished, result_path, result_json)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (submission_id, content_hash, rubric_hash, kind, batch_id, result.status, result.error_kind, result.error,
+                 result.kernel_status, int(run_is_complete(result)), result.auto_points, result.auto_max, result.manual_max,
+                 seconds, _now(), str(result_path), json.dumps(result.to_json(), ensure_ascii=False)),
+            )
+            run_id = int(cur.lastrowid or 0)
+            c.executemany(
+                """INSERT INTO checks (run_id, check_id, subtask, status, points, max_points, hidden, message)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)""",
+                [(run_id, ch.id, ch.subtask, ch.status, ch.points, ch.max_points, int(ch.hidden), ch.message) for ch in result.checks],
+            )
+            c.executemany(
+                "INSERT INTO comments (run_id, subtask, text) VALUES (?, ?, ?)",
+                [(run_id, sub, text) for sub, text in result.comments.items()],
+            )
+            if result.team:
+                c.execute("UPDATE submissions SET team = ? WHERE id = ?", (json.dumps(list(result.team)), submission_id))
+        return run_id
+
+    def run_count(self, submission_id: str | None = None) -> int:
+        if submission_id is None:
+            return int(self.conn.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+        return int(self.conn.execute("SELECT COUNT(*) FROM runs WHERE submission_id = ?", (submission_id,)).fetchone()[0])
+
+    def latest_run(self, submission_id: str) -> tuple[RunInfo, GradeResult] | None:
+        row = self.conn.execute(
+            "SELECT * FROM runs WHERE submission_id = ? ORDER BY run_id DESC LIMIT 1", (submission_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        return _run(row), result_from_json(json.loads(row["result_json"]))
+
+    def check_rows(self) -> list[sqlite3.Row]:
+        """Check results of every submission's latest run (for pass rates)."""
+        return list(
+            self.conn.execute(
+                """SELECT c.* FROM checks c JOIN runs r ON r.run_id = c.run_id
+                   WHERE r.run_id = (SELECT MAX(run_id) FROM runs WHERE submission_id = r.submission_id)"""
+            )
+        )
+
+    # --- manual scores ------------------------------------------------------------------------------
+
+    def set_manual(
+        self,
+        submission_id: str,
+        item_id: str,
+        score: ManualScore,
+        *,
+        source: str,
+    ) -> None:
+        now = _now()
+        with self._tx() as c:
+            c.execute(
+                """INSERT INTO manual_scores (submission_id, item_id, points, comment, max_points, content_hash, source, updated)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(submission_id, item_id) DO UPDATE SET points = excluded.points, comment = excluded.comment,
+                       max_points = excluded.max_points, content_hash = excluded.content_hash, source = excluded.source,
+                       updated = excluded.updated""",
+                (submission_id, item_id, score.points, score.comment, score.max_points, score.content_hash, source, now),
+            )
+            c.execute(
+                "INSERT INTO manual_log (submission_id, item_id, points, comment, source, at) VALUES (?, ?, ?, ?, ?, ?)",
+                (submission_id, item_id, score.points, score.comment, source, now),
+            )
+
+    def manual_scores(self, submission_id: str) -> dict[str, ManualScore]:
+        rows = self.conn.execute("SELECT * FROM manual_scores WHERE submission_id = ?", (submission_id,))
+        return {
+            r["item_id"]: ManualScore(points=r["points"], comment=r["comment"], max_points=r["max_points"], content_hash=r["content_hash"])
+            for r in rows
+        }
+
+    # --- what stands now ----------------------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        """Every submission that has a run, with its latest run and manual scores applied."""
+        out: list[Entry] = []
+        for rec in self.submissions():
+            latest = self.latest_run(rec.id)
+            if latest is None:
+                continue
+            run, result = latest
+            out.append(Entry(submission=rec, run=run, result=apply_manual(result, self.manual_scores(rec.id))))
+        return out
+
+
+def _submission(row: sqlite3.Row) -> SubmissionRecord:
+    return SubmissionRecord(
+        id=row["id"],
+        content_hash=row["content_hash"],
+        name=row["name"],
+        participant_id=row["participant_id"],
+        folder_name=row["folder_name"],
+        notebook=row["notebook"],
+        files=tuple(json.loads(row["files"])),
+        problems=tuple(json.loads(row["problems"])),
+        team=tuple(json.loads(row["team"])),
+        out_dir=row["out_dir"],
+    )
+
+
+def _run(row: sqlite3.Row) -> RunInfo:
+    return RunInfo(
+        run_id=int(row["run_id"]),
+        kind=row["kind"],
+        batch_id=row["batch_id"],
+        rubric_hash=row["rubric_hash"],
+        content_hash=row["content_hash"],
+        complete=bool(row["complete"]),
+        seconds=float(row["seconds"]),
+        finished=row["finished"],
+        result_path=Path(row["result_path"]),
+    )
+
+
+# --- scores -----------------------------------------------------------------------------------------
+
+
+def apply_manual(result: GradeResult, scores: Mapping[str, ManualScore]) -> GradeResult:
+    """``result`` with the TA's points and comments on its manual items, and the sums redone.
+
+    Same rule as ``grader.score``: a subtask's (and the result's) ``manual_points`` stay ``None``
+    until every manual item in it is scored, so "not finished" and "scored zero" differ in every
+    report. ``manual_scored`` gives what is scored so far.
+    """
+    if not result.manual:
+        return result
+    items = tuple(
+        replace(m, points=None if scores[m.id].points is None else min(scores[m.id].points or 0.0, m.max_points), comment=scores[m.id].comment)
+        if m.id in scores else m
+        for m in result.manual
+    )
+    subtasks = dict(result.subtasks)
+    for sub in {m.subtask for m in items}:
+        mine = [m for m in items if m.subtask == sub]
+        base = subtasks.get(sub, SubtaskScore(manual_max=sum(m.max_points for m in mine)))
+        subtasks[sub] = replace(base, manual_points=_complete_sum(mine))
+    return replace(result, manual=items, subtasks=subtasks, manual_points=_complete_sum(items))
+
+
+def _complete_sum(items: Sequence[ManualItem]) -> float | None:
+    if not items or any(m.points is None for m in items):
+        return None
+    return round(sum(m.points or 0.0 for m in items), 4)
+
+
+def manual_scored(result: GradeResult, subtask: str | None = None) -> float:
+    """Manual points given so far (in one subtask, or in all), unscored items counting zero."""
+    return round(sum(m.points for m in result.manual if m.points is not None and (subtask is None or m.subtask == subtask)), 4)
+
+
+def rescore_result(result: GradeResult, points: Mapping[str, float], manual_max: Mapping[str, float] | None = None) -> GradeResult:
+    """Scale each check's points to its new maximum and redo the sums; nothing is executed.
+
+    A check keeps the fraction of its maximum it earned (partial credit survives); a check that did
+    not pass with an old maximum of zero earns nothing. ``manual_max`` ({item id: max points})
+    changes the maxima of manual items.
+    """
+    checks: list[CheckResult] = []
+    for ch in result.checks:
+        new_max = points.get(ch.id, ch.max_points)
+        if ch.status != "passed":
+            earned = ch.points / ch.max_points * new_max if ch.max_points > 0 and ch.status == "failed" else 0.0
+        else:
+            earned = ch.points / ch.max_points * new_max if ch.max_points > 0 else new_max
+        checks.append(replace(ch, points=round(min(earned, new_max), 4), max_points=new_max))
+    manual_max = manual_max or {}
+    items = tuple(replace(m, max_points=manual_max.get(m.id, m.max_points)) for m in result.manual)
+    subtasks = dict(result.subtasks)
+    for sub in {c.subtask for c in checks} | {m.subtask for m in items}:
+        mine = [c for c in checks if c.subtask == sub]
+        base = subtasks.get(sub, SubtaskScore())
+        if mine:
+            base = replace(base, auto_points=round(sum(c.points for c in mine), 4), auto_max=round(sum(c.max_points for c in mine), 4))
+        mitems = [m for m in items if m.subtask == sub]
+        if mitems:
+            base = replace(base, manual_max=round(sum(m.max_points for m in mitems), 4))
+        subtasks[sub] = base
+    return replace(
+        result,
+        checks=tuple(checks),
+        manual=items,
+        subtasks=subtasks,
+        auto_points=round(sum(s.auto_points for s in subtasks.values()), 4),
+        auto_max=round(sum(s.auto_max for s in subtasks.values()), 4),
+        manual_max=round(sum(s.manual_max for s in subtasks.values()), 4),
+    )
+
+
+def needs_rescore(result: GradeResult, points: Mapping[str, float], manual_max: Mapping[str, float] | None = None) -> bool:
+    manual_max = manual_max or {}
+    return any(ch.id in points and abs(points[ch.id] - ch.max_points) > 1e-9 for ch in result.checks) or any(
+        m.id in manual_max and abs(manual_max[m.id] - m.max_points) > 1e-9 for m in result.manual
+    )
+
+
+def rescore(
+    gradebook: Gradebook,
+    points: Mapping[str, float],
+    manual_max: Mapping[str, float] | None = None,
+    *,
+    batch_id: str | None = None,
+) -> list[str]:
+    """Re-score every submission whose checks' (or manual items') maxima differ from the rubric's.
+
+    ``points`` is {check id: max points}, ``manual_max`` {manual item id: max points}. Each
+    re-scored submission gets a new run of kind ``rescore`` built from the stored check results;
+    its ``result.json`` is rewritten (manual scores applied) before the run is committed. Returns
+    the ids re-scored.
+    """
+    batch_id = batch_id or f"rescore-{uuid.uuid4().hex}"
+    changed: list[str] = []
+    for rec in gradebook.submissions():
+        latest = gradebook.latest_run(rec.id)
+        if latest is None:
+            continue
+        run, result = latest
+        if result.status != "graded" or not needs_rescore(result, points, manual_max):
+            continue
+        new = rescore_result(result, points, manual_max)
+        write_result(run.result_path.parent, apply_manual(new, gradebook.manual_scores(rec.id)))
+        gradebook.record_run(rec.id, run.content_hash, run.rubric_hash, new, run.result_path, seconds=0.0, batch_id=batch_id, kind="rescore")
+        changed.append(rec.id)
+    return changed
+
+
+def subtask_order(keys: Sequence[str] | set[str]) -> list[str]:
+    """"1.1" < "1.2" < "1.10" < "2.1": numeric where the parts are numbers."""
+
+    def key(s: str) -> tuple[Any, ...]:
+        return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in s.split("."))
+
+    return sorted(keys, key=key)
+
+
+def find_gradebook(given: Path | None) -> Path:
+    """The gradebook a command works on: ``given`` (a file, or a batch's output folder), else
+    ``./gradebook.sqlite``. Raises FileNotFoundError naming what was tried."""
+    candidates = [given] if given is not None else [Path("gradebook.sqlite")]
+    for c in candidates:
+        path = c / "gradebook.sqlite" if c.is_dir() else c
+        if path.is_file():
+            return path
+    tried = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"no gradebook at {tried}; pass --gradebook FILE (grader batch writes DIR/gradebook.sqlite)")

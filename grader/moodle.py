@@ -1,0 +1,584 @@
+"""Moodle in and out: submissions from a "Download all submissions" zip or folder, the grading
+worksheet round-trip, and the zip that "Upload multiple feedback files in a zip" reads.
+
+What Moodle writes (mod/assign, "Download all submissions"): one folder per participant named
+``<Full name>_<participant id>_assignsubmission_file_`` (Moodle < 4.1; 4.1 and later drop the trailing
+underscore), or, with "download as folders" off, flat files ``<Full name>_<id>_assignsubmission_file_<file>``.
+Moodle replaces ``_`` in the full name by a space before it builds the prefix, and in team mode the
+prefix starts with the group name. The participant id is the number the grading worksheet shows as
+``Participant 1234567`` (``get_uniqueid_for_user``), so it joins the two.
+
+Nothing here raises for a strange submission (no notebook, two notebooks, a PDF only): it is named in
+``Submission.problems`` and the batch turns it into a result.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import re
+import shutil
+import time
+import unicodedata
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+# A path component that Moodle made: name, participant id, plugin subtype and type, and (flat
+# layout) the submitted file's own name after the last underscore.
+_MOODLE_PART = re.compile(
+    r"^(?P<name>.*?)_(?P<pid>\d+)_(?P<subtype>assignsubmission|assignfeedback)_(?P<plugin>[a-z0-9]+)(?:_(?P<rest>.*))?$",
+    re.DOTALL,
+)
+_SKIPPED_PARTS = {"__MACOSX", ".ipynb_checkpoints", ".git", "__pycache__", ".DS_Store"}
+# A Moodle zip is untrusted input: refuse archives that would unpack to absurd sizes.
+MAX_UNPACKED_BYTES = 8 * 2**30
+MAX_MEMBERS = 100_000
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One thing to grade: a participant's (or a plain file's) submission.
+
+    ``id`` names the output folder: the participant id for Moodle input, the notebook's file name
+    without extension otherwise. ``folder_name`` is the Moodle folder the feedback zip must reuse.
+    """
+
+    id: str
+    notebook: Path | None
+    name: str = ""
+    participant_id: str = ""
+    folder_name: str = ""
+    files: tuple[str, ...] = ()  # everything submitted, relative to the submission
+    problems: tuple[str, ...] = ()  # said in words, shown in the result and the overview
+
+
+@dataclass(frozen=True)
+class MoodleName:
+    name: str
+    participant_id: str
+    subtype: str
+    plugin: str
+    rest: str | None  # the file name of the flat layout, None for a folder
+
+
+def parse_moodle_name(part: str) -> MoodleName | None:
+    """Split one path component made by Moodle; ``None`` when it is not one."""
+    m = _MOODLE_PART.match(part)
+    if not m:
+        return None
+    rest = m.group("rest")
+    return MoodleName(
+        name=unicodedata.normalize("NFC", m.group("name")).strip(),
+        participant_id=m.group("pid"),
+        subtype=m.group("subtype"),
+        plugin=m.group("plugin"),
+        rest=rest if rest else None,
+    )
+
+
+def feedback_folder_name(name: str, participant_id: str) -> str:
+    """The folder name Moodle's feedback-zip importer maps back to ``participant_id``.
+
+    The importer (assignfeedback_file_zip_importer::is_valid_filename_for_import) splits each path
+    component with ``explode('_', $part, 5)`` and reads the participant id from the second piece and
+    the plugin from the third and fourth. It accepts both ``assignsubmission_file`` (the download's
+    own names, so a re-zipped download works) and ``assignfeedback_file``; we reuse the download's
+    ``assignsubmission_file_`` names, which every Moodle since 3.1 reads. An underscore inside the
+    name would shift the pieces, so it becomes a space, exactly as Moodle's download does.
+    """
+    clean = re.sub(r"[_/\\\x00]", " ", name).strip() or "Participant"
+    return f"{clean}_{participant_id}_assignsubmission_file_"
+
+
+# --- ingest -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Ingested:
+    submissions: tuple[Submission, ...]
+    stray: tuple[str, ...] = ()  # files outside any participant's folder in a Moodle download: not graded
+    moodle: bool = False
+
+
+def ingest(source: Path, work_dir: Path) -> Ingested:
+    """Submissions from a folder of notebooks, a Moodle download folder, a Moodle zip or one notebook.
+
+    A zip is unpacked under ``work_dir`` (member names are checked: nothing escapes it).
+    """
+    if source.is_file() and zipfile.is_zipfile(source):
+        extract_zip(source, work_dir)
+        return scan_folder(work_dir)
+    if source.is_dir():
+        return scan_folder(source)
+    if source.is_file() and source.suffix.lower() == ".ipynb":
+        return Ingested((Submission(id=source.stem, notebook=source, files=(source.name,)),))
+    raise ValueError(f"{source}: not a folder, a zip file or a notebook")
+
+
+def extract_zip(zip_path: Path, target: Path) -> None:
+    """Unpack a Moodle zip safely: no absolute paths or ``..``, bounded size, mtimes kept.
+
+    Names without the UTF-8 flag are decoded as CP437 by ``zipfile``; Moodle writes UTF-8 bytes
+    without the flag in some versions, so such names are re-decoded as UTF-8 when that works.
+    """
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    with zipfile.ZipFile(zip_path) as zf:
+        members = zf.infolist()
+        if len(members) > MAX_MEMBERS:
+            raise ValueError(f"{zip_path}: {len(members)} entries; more than {MAX_MEMBERS} is refused")
+        total = sum(m.file_size for m in members)
+        if total > MAX_UNPACKED_BYTES:
+            raise ValueError(f"{zip_path}: unpacks to {total / 2**30:.1f} GiB; more than {MAX_UNPACKED_BYTES / 2**30:.0f} GiB is refused")
+        for info in members:
+            name = _member_name(info)
+            parts = [p for p in PurePosixPath(name.replace("\\", "/")).parts if p not in ("", ".")]
+            if not parts or parts[0] == "/" or ".." in parts or info.is_dir():
+                continue
+            dest = target.joinpath(*parts)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(dest, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            stamp = time.mktime((*info.date_time, 0, 0, -1))
+            _set_mtime(dest, stamp)
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    name = info.filename
+    if not info.flag_bits & 0x800:
+        try:
+            name = name.encode("cp437").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            pass
+    return unicodedata.normalize("NFC", name)
+
+
+def _set_mtime(path: Path, stamp: float) -> None:
+    import os
+
+    try:
+        os.utime(path, (stamp, stamp))
+    except (OSError, OverflowError):
+        pass
+
+
+def scan_folder(root: Path) -> Ingested:
+    """Group the files under ``root`` into submissions (Moodle layout if any name says so)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file() and not _skipped(p.relative_to(root)))
+    moodle: dict[str, list[tuple[Path, str, MoodleName]]] = {}
+    others: list[Path] = []
+    for path in files:
+        rel = path.relative_to(root)
+        found = _moodle_component(rel)
+        if found is None:
+            others.append(path)
+        else:
+            info, inner = found
+            moodle.setdefault(info.participant_id, []).append((path, inner, info))
+    if moodle:
+        subs = sorted((_moodle_submission(pid, entries) for pid, entries in moodle.items()), key=lambda s: s.id)
+        return Ingested(tuple(subs), stray=tuple(str(p.relative_to(root)) for p in others), moodle=True)
+    return Ingested(tuple(_plain_submissions(root, others)))
+
+
+def _skipped(rel: Path) -> bool:
+    return any(part in _SKIPPED_PARTS or part.startswith("._") for part in rel.parts)
+
+
+def _moodle_component(rel: Path) -> tuple[MoodleName, str] | None:
+    """The Moodle-made component of ``rel`` and the path inside that submission."""
+    parts = rel.parts
+    for i, part in enumerate(parts):
+        info = parse_moodle_name(part)
+        if info is None:
+            continue
+        if i == len(parts) - 1:  # flat layout: the component is the file itself
+            if info.rest is None:
+                return None
+            return info, info.rest
+        return info, "/".join(parts[i + 1 :])
+    return None
+
+
+def _moodle_submission(pid: str, entries: list[tuple[Path, str, MoodleName]]) -> Submission:
+    info = entries[0][2]
+    # Folder name for the feedback zip: the download's, cleaned of underscores in the name part.
+    folder = feedback_folder_name(info.name, pid)
+    file_entries = [(path, inner) for path, inner, i in entries if i.plugin == "file"]
+    listed = tuple(sorted(inner for _, inner, _ in entries))
+    notebooks = [(path, inner) for path, inner in file_entries if inner.lower().endswith(".ipynb")]
+    notebook, problems = _choose_notebook(notebooks, listed)
+    return Submission(
+        id=pid,
+        notebook=notebook,
+        name=info.name,
+        participant_id=pid,
+        folder_name=folder,
+        files=listed,
+        problems=problems,
+    )
+
+
+_COPY_NAME = re.compile(r"(checkpoint|copy\d*|kopie|\(\d+\))", re.IGNORECASE)
+
+
+def _choose_notebook(notebooks: list[tuple[Path, str]], listed: Sequence[str]) -> tuple[Path | None, tuple[str, ...]]:
+    """Pick the notebook to grade and say what was not graded.
+
+    Rule (written in the result so a person can overrule it): names that look like copies
+    ("-checkpoint", "Copy1", "(2)") lose to other names; then the most recently modified; then the
+    largest. Everything else submitted is listed.
+    """
+    problems: list[str] = []
+    if not notebooks:
+        what = ", ".join(listed) if listed else "nothing"
+        return None, (f"no notebook (.ipynb) in this submission; submitted: {what}",)
+
+    def rank(item: tuple[Path, str]) -> tuple[bool, float, int, str]:
+        path, inner = item
+        st = path.stat()
+        return (not _COPY_NAME.search(PurePosixPath(inner).name), st.st_mtime, st.st_size, inner)
+
+    chosen = max(notebooks, key=rank)
+    if len(notebooks) > 1:
+        rest = sorted(inner for _, inner in notebooks if inner != chosen[1])
+        problems.append(
+            f"{len(notebooks)} notebooks submitted: graded {chosen[1]} (not a copy, most recent, largest); "
+            f"not graded: {', '.join(rest)}"
+        )
+    extra = sorted(x for x in listed if not x.lower().endswith(".ipynb"))
+    if extra:
+        problems.append(f"other files submitted beside the notebook (not graded): {', '.join(extra)}")
+    return chosen[0], tuple(problems)
+
+
+def _plain_submissions(root: Path, files: list[Path]) -> list[Submission]:
+    notebooks = [p for p in files if p.suffix.lower() == ".ipynb"]
+    subs: list[Submission] = []
+    used: dict[str, int] = {}
+    for path in notebooks:
+        stem = unicodedata.normalize("NFC", path.stem)
+        n = used.get(stem, 0) + 1
+        used[stem] = n
+        sid = stem if n == 1 else f"{stem}-{n}"
+        problems = () if n == 1 else (f"another notebook is also named {path.name}; this one ({path.relative_to(root)}) is {sid}",)
+        subs.append(Submission(id=sid, notebook=path, files=(str(path.relative_to(root)),), problems=problems))
+    return subs
+
+
+# --- team names -----------------------------------------------------------------------------------
+
+_LABEL = re.compile(
+    r"^[\s>#*_\-|]*"
+    r"(?P<label>team(?:\s*members?)?|group(?:\s*members?)?|members?|names?|authors?|students?|submitted\s+by|"
+    r"team\s*mitglieder|gruppen?(?:\s*mitglieder)?|mitglieder|namen?|autor(?:en|in)?)"
+    r"\s*\d*\s*[*_]*\s*[:：]\s*[*_]*\s*(?P<rest>.*)$",
+    re.IGNORECASE,
+)
+_SUFFIX = re.compile(r"^(jr|sr|ii|iii|iv|phd|md)\.?$", re.IGNORECASE)
+_BULLET = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+(?P<item>.+)$")
+_HTML_TAG = re.compile(r"<[^>]+>")
+_EMAIL = re.compile(r"\S+@\S+")
+_ID_NUMBER = re.compile(r"(?<![\w])\d{4,}(?![\w])")
+_PAREN = re.compile(r"[(\[][^)\]]*[)\]]")
+MAX_TEAM = 12
+
+
+def read_team(notebook: Path) -> tuple[str, ...]:
+    """Team members' names written in the notebook, or ``()``.
+
+    Lenient on purpose: ``**Team:** Ada Lovelace, Alan Turing``, ``Names: ...``, ``Team members:``
+    followed by a bullet list, ``Name 1: ...`` lines, German labels, matriculation numbers and
+    e-mail addresses beside the names (dropped). Markdown cells are read first, then comment lines
+    of code cells. Never raises: an unreadable notebook has no team.
+    """
+    try:
+        data = json.loads(notebook.read_text(encoding="utf-8-sig", errors="replace"))
+        cells = data.get("cells", []) if isinstance(data, dict) else []
+    except (OSError, ValueError):
+        return ()
+    markdown: list[str] = []
+    comments: list[str] = []
+    for cell in cells if isinstance(cells, list) else []:
+        if not isinstance(cell, dict):
+            continue
+        src = cell.get("source", "")
+        text = "".join(src) if isinstance(src, list) else str(src)
+        if cell.get("cell_type") == "markdown":
+            markdown.append(text)
+        elif cell.get("cell_type") == "code":
+            comments.append("\n".join(line.lstrip("# ") for line in text.splitlines() if line.lstrip().startswith("#")))
+    for text in (*markdown, *comments):
+        names = team_from_text(text)
+        if names:
+            return names
+    return ()
+
+
+def team_from_text(text: str) -> tuple[str, ...]:
+    """Names after the first team label in one cell's text (see ``read_team``)."""
+    lines = [_HTML_TAG.sub(" ", line) for line in text.replace("\r", "").split("\n")]
+    lines = [line.replace("&nbsp;", " ") for line in lines]
+    names: list[str] = []
+    i = 0
+    while i < len(lines) and len(names) < MAX_TEAM:
+        m = _LABEL.match(lines[i])
+        i += 1
+        if not m:
+            continue
+        rest = m.group("rest").strip()
+        if rest:
+            names.extend(_split_names(rest))
+            continue
+        # Label alone on its line: the names follow, one per line or as a list, up to a blank line.
+        while i < len(lines) and lines[i].strip() and not lines[i].lstrip().startswith("#") and not _LABEL.match(lines[i]):
+            bullet = _BULLET.match(lines[i])
+            names.extend(_split_names(bullet.group("item") if bullet else lines[i]))
+            i += 1
+    unique: list[str] = []
+    for name in names:
+        if name.casefold() not in {u.casefold() for u in unique}:
+            unique.append(name)
+    return tuple(unique[:MAX_TEAM])
+
+
+def _split_names(text: str) -> list[str]:
+    text = _EMAIL.sub(" ", text)
+    text = _PAREN.sub(" ", text)
+    text = _ID_NUMBER.sub(" ", text)
+    text = re.sub(r"[*_`$]|\\\\|<br\s*/?>", " ", text)
+    sep = ";" if ";" in text else ","
+    pieces: list[str] = []
+    for chunk in text.split(sep):
+        pieces.extend(re.split(r"\s+(?:and|und|&)\s+|\s*[/|]\s*|\s+-\s+", chunk))
+    names: list[str] = []
+    for piece in pieces:
+        piece = re.sub(r"\s+", " ", piece).strip(" :-–\t")
+        if not piece or not re.search(r"[^\W\d_]", piece):
+            continue
+        if _SUFFIX.match(piece) and names:
+            names[-1] = f"{names[-1]}, {piece if piece.endswith('.') or len(piece) > 3 else piece + '.'}"
+            continue
+        if len(piece) <= 80 and len(piece.split()) <= 6:
+            names.append(unicodedata.normalize("NFC", piece))
+    return names
+
+
+def normalise_person(name: str) -> str:
+    """A key for matching a person's name: accents, case, punctuation and order ignored."""
+    plain = unicodedata.normalize("NFKD", name)
+    plain = "".join(c for c in plain if not unicodedata.combining(c)).casefold()
+    words = re.findall(r"[^\W_]+", plain)
+    return " ".join(sorted(words))
+
+
+# --- grading worksheet ----------------------------------------------------------------------------
+
+_ID_COLUMNS = ("Identifier", "ID", "Kennung")
+_NAME_COLUMNS = ("Full name", "Vollständiger Name", "Name")
+_GRADE_COLUMNS = ("Grade", "Bewertung", "Note")
+_FEEDBACK_COLUMNS = ("Feedback comments", "Feedback als Kommentar", "Feedback-Kommentare")
+_MAX_COLUMNS = ("Maximum Grade", "Bestmögliche Bewertung", "Maximale Bewertung")
+
+
+@dataclass
+class Worksheet:
+    """A grading worksheet as read: the header, the rows as lists of cells, and how it was written
+    (delimiter, BOM, line ending) so that writing it back changes only the cells we fill."""
+
+    header: list[str]
+    rows: list[list[str]]
+    delimiter: str = ","
+    bom: bool = False
+    newline: str = "\n"
+
+    def column(self, candidates: Sequence[str], what: str) -> int:
+        folded = [h.strip().casefold() for h in self.header]
+        for cand in candidates:
+            if cand.casefold() in folded:
+                return folded.index(cand.casefold())
+        raise ValueError(
+            f"the worksheet has no {what} column (looked for {', '.join(repr(c) for c in candidates)}; "
+            f"it has {', '.join(repr(h) for h in self.header)})"
+        )
+
+
+@dataclass(frozen=True)
+class WorksheetGrade:
+    grade: float
+    feedback: str  # HTML: Moodle's feedback comments are editor HTML
+    team: tuple[str, ...] = ()
+
+
+@dataclass
+class FillReport:
+    matched: list[str] = field(default_factory=list)  # participant ids written
+    matched_by_team: list[tuple[str, str]] = field(default_factory=list)  # (worksheet id, graded submission id)
+    unmatched_rows: list[str] = field(default_factory=list)  # worksheet rows without a graded submission
+    unmatched_grades: list[str] = field(default_factory=list)  # graded submissions without a worksheet row
+    over_maximum: list[str] = field(default_factory=list)
+
+
+def read_worksheet(path: Path) -> Worksheet:
+    raw = path.read_bytes()
+    bom = raw.startswith(b"\xef\xbb\xbf")
+    text = raw.decode("utf-8-sig")
+    newline = "\r\n" if "\r\n" in text[:4096] else "\n"
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count)
+    rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    if not rows:
+        raise ValueError(f"{path}: the worksheet is empty")
+    header, body = rows[0], [r for r in rows[1:] if any(c.strip() for c in r)]
+    return Worksheet(header=header, rows=body, delimiter=delimiter, bom=bom, newline=newline)
+
+
+def worksheet_participant(cell: str) -> str | None:
+    """``Participant 1234567`` (or a translation of it) -> ``1234567``."""
+    m = re.search(r"(\d+)\s*$", cell.strip())
+    return m.group(1) if m else None
+
+
+def fill_worksheet(ws: Worksheet, grades: Mapping[str, WorksheetGrade]) -> FillReport:
+    """Fill Grade and Feedback comments for each row whose participant has a grade.
+
+    Rows are matched by participant id; a row left over is then matched by its full name against
+    the team names read from group notebooks (one unique match only). Every other cell is kept.
+    """
+    id_col = ws.column(_ID_COLUMNS, "Identifier")
+    grade_col = ws.column(_GRADE_COLUMNS, "Grade")
+    fb_col = ws.column(_FEEDBACK_COLUMNS, "Feedback comments")
+    try:
+        name_col: int | None = ws.column(_NAME_COLUMNS, "Full name")
+    except ValueError:
+        name_col = None
+    try:
+        max_col: int | None = ws.column(_MAX_COLUMNS, "Maximum Grade")
+    except ValueError:
+        max_col = None
+    team_index: dict[str, list[str]] = {}
+    for graded_id, g in grades.items():
+        for person in g.team:
+            team_index.setdefault(normalise_person(person), []).append(graded_id)
+    report = FillReport()
+    used: set[str] = set()
+    for row in ws.rows:
+        width = max(id_col, grade_col, fb_col) + 1
+        if len(row) < width:
+            row.extend([""] * (width - len(row)))
+        pid = worksheet_participant(row[id_col]) or ""
+        sid: str | None = pid if pid in grades else None
+        if sid is None and name_col is not None and name_col < len(row):
+            candidates = set(team_index.get(normalise_person(row[name_col]), ()))
+            if len(candidates) == 1:
+                sid = candidates.pop()
+                report.matched_by_team.append((pid, sid))
+        if sid is None:
+            report.unmatched_rows.append(row[id_col])
+            continue
+        g = grades[sid]
+        row[grade_col] = format_grade(g.grade)
+        row[fb_col] = g.feedback
+        used.add(sid)
+        report.matched.append(pid)
+        if max_col is not None and max_col < len(row):
+            try:
+                maximum = float(row[max_col].replace(",", "."))
+            except ValueError:
+                maximum = None
+            if maximum is not None and g.grade > maximum + 1e-9:
+                report.over_maximum.append(pid)
+    report.unmatched_grades = sorted(set(grades) - used)
+    return report
+
+
+def format_grade(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def write_worksheet(ws: Worksheet, path: Path) -> None:
+    """Write the worksheet back with its own delimiter, BOM and line ending.
+
+    Quoting follows PHP's ``fputcsv`` (which Moodle uses): a cell is quoted when it holds the
+    delimiter, a quote, a space, a tab or a line break. Cells we did not fill come out as Moodle wrote them.
+    """
+    lines = [_php_csv_line(ws.header, ws.delimiter)]
+    lines.extend(_php_csv_line(row, ws.delimiter) for row in ws.rows)
+    data = ws.newline.join(lines) + ws.newline
+    write_text_atomic(path, ("\ufeff" if ws.bom else "") + data)
+
+
+def _php_csv_line(cells: Iterable[str], delimiter: str) -> str:
+    out = []
+    for cell in cells:
+        if any(ch in cell for ch in (delimiter, '"', " ", "\t", "\n", "\r", "\\")):
+            out.append('"' + cell.replace('"', '""') + '"')
+        else:
+            out.append(cell)
+    return delimiter.join(out)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text so that a reader (or a run killed mid-write) never sees half a file.
+
+    (The text twin of ``grader.results.write_json_atomic``; it could move there.)
+    """
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def feedback_html(lines: Sequence[str]) -> str:
+    """Plain lines -> the small HTML Moodle's feedback comments editor holds (escaped)."""
+    return "<p>" + "<br>".join(html.escape(line) for line in lines) + "</p>"
+
+
+# --- feedback zip ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FeedbackEntry:
+    folder_name: str  # see feedback_folder_name
+    files: tuple[tuple[str, Path], ...]  # (name inside the folder, file on disk)
+
+
+def write_feedback_zip(entries: Sequence[FeedbackEntry], out: Path) -> int:
+    """Write the zip for "Upload multiple feedback files in a zip"; returns the number of files.
+
+    Written to a temporary name and renamed, so a half-written zip is never left under ``out``.
+    """
+    import os
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
+    count = 0
+    try:
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for entry in entries:
+                for inner, path in entry.files:
+                    if path.is_file():
+                        zf.write(path, f"{entry.folder_name}/{inner}")
+                        count += 1
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return count

@@ -1,0 +1,278 @@
+"""Load and normalize: a file on disk -> a clean nbformat-4 notebook, or a named reason why not.
+
+Every way a file can be broken (not JSON, truncated, empty, nbformat 3, wrong extension, cells
+without ids or with duplicated ids, wrong field types) ends here as either a repair (recorded as a
+note the report shows) or a ``BadInput`` with a message naming the file and the problem. Nothing
+here raises for a bad file.
+
+Normalizing for execution also neutralizes lines that must not run while grading (package
+installs, Colab drive mounts): the grading environment is fixed and offline.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
+
+MAX_NOTEBOOK_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class BadInput:
+    path: Path
+    message: str
+
+
+@dataclass(frozen=True)
+class LoadedNotebook:
+    path: Path
+    nb: NotebookNode
+    repairs: tuple[str, ...] = ()
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """Where a cell sits in the assignment: the task and subtask headings above it."""
+
+    task: str | None
+    subtask: str | None
+
+
+@dataclass(frozen=True)
+class Outline:
+    sections: tuple[Section, ...]  # one per cell
+    answers: dict[str, tuple[str, ...]] = field(default_factory=dict)  # subtask -> answer cells' text
+    comments: dict[str, str] = field(default_factory=dict)  # subtask -> peer comment text
+    team: tuple[str, ...] = ()
+
+
+def load_notebook(path: Path) -> LoadedNotebook | BadInput:
+    """Read ``path`` into a valid nbformat-4 notebook, repairing what can be repaired."""
+    import hashlib
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return BadInput(path, f"cannot read the file: {exc.strerror or exc}")
+    if not raw.strip():
+        return BadInput(path, "the file is empty")
+    if len(raw) > MAX_NOTEBOOK_BYTES:
+        return BadInput(path, f"the file is {len(raw) / 2**20:.0f} MiB; notebooks over {MAX_NOTEBOOK_BYTES // 2**20} MiB are not graded")
+    digest = hashlib.sha256(raw).hexdigest()
+    repairs: list[str] = []
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+        repairs.append("the file is not UTF-8; it was read as Latin-1")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        what = "is truncated (the JSON ends early)" if exc.pos >= len(text.rstrip()) - 1 else "is not valid JSON"
+        return BadInput(path, f"the file {what}: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+    except RecursionError:
+        return BadInput(path, "the file is not a usable notebook: its JSON is nested too deeply")
+    if not isinstance(data, dict):
+        return BadInput(path, f"the file is JSON but not a notebook (top level is a {type(data).__name__}, expected an object)")
+    if path.suffix.lower() != ".ipynb":
+        repairs.append(f"the file is named '{path.name}' but holds a notebook; it was graded as one")
+    nb_or_error = _to_v4(data, repairs)
+    if isinstance(nb_or_error, str):
+        return BadInput(path, nb_or_error)
+    return LoadedNotebook(path=path, nb=nb_or_error, repairs=tuple(repairs), sha256=digest)
+
+
+def _as_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "".join(value)
+    return None
+
+
+def _to_v4(data: dict[str, Any], repairs: list[str]) -> NotebookNode | str:
+    major = data.get("nbformat")
+    if major == 3 or ("worksheets" in data and "cells" not in data):
+        try:
+            v3 = nbformat.reads(json.dumps(data), as_version=3)
+            data = dict(nbformat.convert(v3, 4))
+            repairs.append("the notebook was in nbformat 3; it was upgraded to nbformat 4")
+        except Exception as exc:  # nbformat raises many types on odd input
+            return f"the notebook is in nbformat 3 and could not be upgraded: {exc}"
+    elif major is not None and major != 4:
+        return f"nbformat {major!r} is not supported (expected 4, or 3 to upgrade)"
+    cells = data.get("cells")
+    if not isinstance(cells, list):
+        return "the file is JSON but not a notebook: it has no list of cells"
+    if major is None:
+        repairs.append("the notebook had no 'nbformat' version; it was read as nbformat 4")
+
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    seen_ids: set[str] = set()
+    renamed_ids = dropped = fixed_source = 0
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            dropped += 1
+            continue
+        source = _as_text(cell.get("source", ""))
+        if source is None:
+            source = str(cell.get("source"))
+            fixed_source += 1
+        kind = cell.get("cell_type")
+        if kind == "code":
+            new = new_code_cell(source)
+        elif kind == "markdown":
+            new = new_markdown_cell(source)
+        elif kind == "raw":
+            new = new_raw_cell(source)
+        elif kind == "heading":  # nbformat 3 leftovers
+            new = new_markdown_cell("#" * int(cell.get("level", 1) or 1) + " " + source)
+        else:
+            dropped += 1
+            continue
+        cell_id = cell.get("id")
+        if isinstance(cell_id, str) and re.fullmatch(r"[a-zA-Z0-9-_]{1,64}", cell_id) and cell_id not in seen_ids:
+            new["id"] = cell_id
+        else:
+            if cell_id is not None:
+                renamed_ids += 1
+            new["id"] = f"cell-{i}"
+            while new["id"] in seen_ids:
+                new["id"] += "x"
+        seen_ids.add(new["id"])
+        metadata = cell.get("metadata")
+        if isinstance(metadata, dict) and isinstance(metadata.get("tags"), list):
+            new.metadata["tags"] = [t for t in metadata["tags"] if isinstance(t, str)]
+        nb.cells.append(new)
+    if dropped:
+        repairs.append(f"{dropped} cell(s) of unknown type or shape were left out")
+    if renamed_ids:
+        repairs.append(f"{renamed_ids} cell id(s) were missing, invalid or duplicated and were renumbered")
+    if fixed_source:
+        repairs.append(f"{fixed_source} cell source(s) were not text and were converted")
+    try:
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:  # pragma: no cover - we built it ourselves
+        return f"the notebook could not be repaired into a valid notebook: {exc.message}"
+    return nb
+
+
+# --- outline: sections, answers, comments, team ----------------------------------------------
+
+_TASK = re.compile(r"^\s*#{1,6}\s.*?\bTask\s*(\d+)", re.IGNORECASE)
+_SUBTASK = re.compile(r"^\s*#{1,6}\s.*?\bSubtask\s*(\d+)", re.IGNORECASE)
+_COMMENTS = re.compile(r"Comments\\?\s*(\d+)\.(\d+)")
+_ANSWER = re.compile(r"^\s*\**\s*Answer\s*:?\s*\**\s*:?", re.IGNORECASE)
+_TEAM = re.compile(
+    r"^\s*[*_#>\- ]*(?:team(?:\s+members)?|group(?:\s+members)?|members|names?|authors?|students?)\s*[*_]*\s*:\s*[*_]*\s*(.+)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_TEMPLATE_COMMENT = "cross-feedback comment section"
+
+
+def outline(nb: NotebookNode) -> Outline:
+    """Attribute every cell to its task/subtask from the markdown headings, and collect the
+    written answers, the peer-feedback comment blocks and the team's names."""
+    task: str | None = None
+    subtask: str | None = None
+    sections: list[Section] = []
+    answers: dict[str, list[str]] = {}
+    comments: dict[str, str] = {}
+    in_comment: str | None = None
+    comment_text: list[str] = []
+    in_answer = False
+    team: list[str] = []
+    for cell in nb.cells:
+        src = cell.source
+        if cell.cell_type == "markdown":
+            for line in src.splitlines():
+                if m := _TASK.match(line):
+                    task, subtask = m.group(1), None
+                    in_answer = False
+                elif (m := _SUBTASK.match(line)) and task is not None:
+                    subtask = f"{task}.{m.group(1)}"
+                    in_answer = False
+            if m := _COMMENTS.search(src):
+                in_comment = f"{m.group(1)}.{m.group(2)}"
+                comment_text = []
+                in_answer = False
+            if in_comment is not None:
+                if "Comments begin" in src or "Comments\\ begin" in src:
+                    comment_text = []
+                body = _strip_comment_markup(src)
+                if body:
+                    comment_text.append(body)
+                if "Comments end" in src or "Comments\\ end" in src:
+                    text = "\n".join(comment_text).strip()
+                    if text and text != _TEMPLATE_COMMENT:
+                        comments[in_comment] = text
+                    in_comment = None
+            elif subtask is not None and (_ANSWER.match(src) or in_answer):
+                if _ANSWER.match(src):
+                    in_answer = True
+                body = _ANSWER.sub("", src, count=1).strip() if _ANSWER.match(src) else src.strip()
+                body = body.strip("`").strip()
+                if body and body != "Enter your answer here":
+                    answers.setdefault(subtask, []).append(body)
+            if not team and (m := _TEAM.search(src)):
+                team = _split_names(m.group(1))
+        elif cell.cell_type == "code":
+            in_answer = False
+        sections.append(Section(task, subtask))
+    return Outline(
+        sections=tuple(sections),
+        answers={k: tuple(v) for k, v in answers.items()},
+        comments=comments,
+        team=tuple(team),
+    )
+
+
+def _strip_comment_markup(src: str) -> str:
+    keep = []
+    for line in src.splitlines():
+        s = line.strip()
+        if not s or s.startswith("```") or "color{red}" in s or s.startswith("####"):
+            continue
+        keep.append(line)
+    return "\n".join(keep).strip()
+
+
+def _split_names(text: str) -> list[str]:
+    text = re.sub(r"[*_`]", "", text)
+    parts = re.split(r"\s*(?:,|;|\band\b|&|\|)\s*", text)
+    return [p.strip() for p in parts if p.strip() and len(p.strip()) < 80]
+
+
+# --- normalization for execution ----------------------------------------------------------------
+
+_INSTALL = re.compile(r"^(\s*)([%!]\s*(?:pip|pip3|conda|mamba|apt|apt-get|uv)\b.*)$", re.MULTILINE)
+_COLAB = re.compile(r"^(\s*)(.*\bdrive\.mount\(.*)$", re.MULTILINE)
+
+
+def neutralize(nb: NotebookNode) -> tuple[NotebookNode, tuple[str, ...]]:
+    """A copy of ``nb`` with package installs and Drive mounts commented out, and what was done."""
+    out = nbformat.from_dict(json.loads(json.dumps(nb)))
+    installs = mounts = 0
+    for cell in out.cells:
+        if cell.cell_type != "code":
+            continue
+        src, n = _INSTALL.subn(r"\1pass  # grader: skipped: \2", cell.source)
+        installs += n
+        src, m = _COLAB.subn(r"\1pass  # grader: skipped: \2", src)
+        mounts += m
+        cell.source = src
+    notes = []
+    if installs:
+        notes.append(f"{installs} package-install line(s) (%pip / !pip) were skipped: grading uses a fixed, offline environment")
+    if mounts:
+        notes.append(f"{mounts} Google Drive mount(s) were skipped")
+    return out, tuple(notes)

@@ -1,0 +1,218 @@
+"""The whole path for one submission, top to bottom:
+
+    load -> normalize -> execute (sandboxed kernel) -> probe -> compare -> score -> render -> write
+
+``grade_submission`` is the one error boundary per submission: whatever happens, it returns a
+``GradeResult`` and writes ``result.json`` (+ reports). A broken file is status ``error`` with
+``error_kind="bad_input"``; a failure of the grader itself is ``error_kind="grader"``, never
+full marks, with the traceback in ``grader.log`` for the instructor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from grader import checks as checks_api
+from grader.execute import ExecConfig, Execution
+from grader.execute import run as run_execution
+from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize, outline
+from grader.probe import ProbeRequest
+from grader.render import render
+from grader.results import CheckResult, GradeResult, ManualItem, Note, write_result
+from grader.rubric import Rubric, load_rubric
+from grader.score import score
+
+log = logging.getLogger("grader")
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    rubric: str | Path | None = None
+    public_only: bool = False  # a student's self-check: hidden checks neither run nor named
+    sandbox: bool = True
+    cell_timeout: float | None = None
+    deadline: float | None = None
+    max_train_steps: int | None = None
+    memory_gib: float | None = None
+    torch_threads: int | None = None  # None: all cores (one notebook at a time); a batch passes 1
+    env_overrides: Mapping[str, str] = field(default_factory=dict)
+    work_root: Path | None = None
+    keep_workdir: bool = False
+    submission_id: str | None = None
+    hide_paths: tuple[Path, ...] = ()  # more paths the kernel must not read (other submissions, gradebook)
+    render_reports: bool = True
+
+
+def submission_id(path: Path) -> str:
+    return path.stem if path.suffix else path.name
+
+
+def grade_submission(notebook: Path, out_dir: Path, options: GradeOptions | None = None, rubric: Rubric | None = None) -> GradeResult:
+    """Grade one notebook into ``out_dir`` (result.json, report.html, report.md). Never raises for
+    a bad notebook or a failing check; raises only for a broken rubric or store (harness errors)."""
+    options = options or GradeOptions()
+    rubric = rubric or load_rubric(options.rubric)
+    sid = options.submission_id or submission_id(notebook)
+    started = time.perf_counter()
+    try:
+        result = _grade(notebook, out_dir, options, rubric, sid)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the per-submission error boundary
+        tb = traceback.format_exc()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "grader.log").write_text(tb, encoding="utf-8")
+        log.error("grading %s failed in the grader: %s", notebook, exc)
+        result = _empty(rubric, sid, notebook, status_error=f"the grader failed on this submission ({type(exc).__name__}: {exc}); see grader.log", kind="grader")
+    result = replace(result, timings={**result.timings, "total": round(time.perf_counter() - started, 3)})
+    _write(result, out_dir, rubric, options)
+    return result
+
+
+def _empty(rubric: Rubric, sid: str, path: Path, status_error: str, kind: str) -> GradeResult:
+    sc = score(rubric, (), ())
+    return GradeResult(
+        submission=sid, status="error", error=status_error, error_kind=kind,  # type: ignore[arg-type]
+        source=str(path), assignment=rubric.assignment, auto_max=sc.auto_max, manual_max=sc.manual_max, subtasks=sc.subtasks,
+    )
+
+
+def _write(result: GradeResult, out_dir: Path, rubric: Rubric, options: GradeOptions) -> None:
+    write_result(out_dir, result)
+    if options.render_reports:
+        render(result, out_dir, {s.id: s.title for s in rubric.subtasks}, rubric.title, rubric.template_dir())
+
+
+def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric, sid: str) -> GradeResult:
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    loaded = load_notebook(notebook)
+    if isinstance(loaded, BadInput):
+        return _empty(rubric, sid, notebook, status_error=f"{loaded.path.name}: {loaded.message}", kind="bad_input")
+    nb, neutral_notes = neutralize(loaded.nb)
+    shape = outline(nb)
+    timings["load"] = round(time.perf_counter() - t0, 4)
+
+    pack = rubric.checks_module
+    public_only = options.public_only
+    specs = [c for c in rubric.checks if not (public_only and c.hidden)]
+    names = rubric.probe_names(public_only)
+    cells: dict[str, list[str]] = {}
+    for cell, section in zip(nb.cells, shape.sections, strict=True):
+        if cell.cell_type == "code" and section.subtask:
+            cells.setdefault(section.subtask, []).append(cell.source)
+    inputs: dict[str, Any] = pack.make_inputs(rubric, names, cells)
+
+    execution = _execute(loaded, nb, shape.sections, rubric, options, ProbeRequest(rubric.probes_source, names, inputs, rubric.limits.probe_timeout))
+    timings.update({f"execute_{k}": v for k, v in execution.seconds.items()})
+
+    t1 = time.perf_counter()
+    reference = pack.reference(rubric, inputs)
+    ctx = checks_api.CheckContext(probe=execution.probe, reference=reference, inputs=inputs)
+    fns = checks_api.collect(pack)
+    results: list[CheckResult] = [checks_api.run_check(spec, fns.get(spec.id), ctx) for spec in specs]
+    if execution.kernel_status in ("timeout", "deadline") and not execution.probe.calls:
+        results = [replace(r, status="timeout") if r.status == "failed" and r.points == 0 else r for r in results]
+    timings["compare"] = round(time.perf_counter() - t1, 4)
+
+    manual = tuple(_manual_item(pack, m, shape.answers, execution) for m in rubric.manual)
+    sc = score(rubric, results, manual)
+    notes = _notes(loaded, neutral_notes, execution)
+    return GradeResult(
+        submission=sid,
+        status="graded",
+        source=str(notebook),
+        assignment=rubric.assignment,
+        auto_points=sc.auto_points,
+        auto_max=sc.auto_max,
+        manual_max=sc.manual_max,
+        manual_points=sc.manual_points,
+        kernel_status=execution.kernel_status,
+        kernel_message=execution.kernel_message,
+        subtasks=sc.subtasks,
+        checks=tuple(results),
+        cells=execution.cells,
+        manual=manual,
+        notes=notes,
+        comments=dict(shape.comments),
+        team=shape.team,
+        timings=timings,
+        public_only=public_only,
+    )
+
+
+def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, options: GradeOptions, request: ProbeRequest) -> Execution:
+    from grader.store import check_store, prepare_scratch, store_env, store_root
+
+    root = store_root()
+    check_store(root)
+    limits = rubric.limits
+    policy = None
+    if options.sandbox:
+        from grader.sandbox import SandboxPolicy
+
+        memory = options.memory_gib or limits.memory_gib
+        policy = SandboxPolicy(
+            memory_bytes=int(memory * 2**30),
+            cpu_seconds=int(limits.cpu_seconds),
+            max_processes=limits.max_processes,
+            hide_paths=tuple(p for p in (*_private_paths(rubric), loaded.path.resolve().parent, *options.hide_paths) if p.exists()),
+        )
+    config = ExecConfig(
+        cell_timeout=options.cell_timeout or limits.cell_timeout,
+        deadline=options.deadline or limits.deadline,
+        max_train_steps=options.max_train_steps or limits.max_train_steps,
+        torch_threads=options.torch_threads or (os.cpu_count() or 1),
+        max_output_bytes=int(limits.max_output_mib * 2**20),
+        sandbox=policy,
+    )
+    work_root = options.work_root or Path(tempfile.gettempdir())
+    work_root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="grader-work-", dir=work_root))
+    # what the libraries write at run time (datasets' lock files, metric caches) goes to a scratch
+    # folder inside the kernel's private working folder, so the store itself stays read-only
+    scratch = prepare_scratch(root, workdir / ".hf-scratch")
+    config = replace(config, env={**store_env(root, scratch), **options.env_overrides})
+    try:
+        return run_execution(nb, workdir, config, request, [s.subtask for s in sections])
+    finally:
+        if not options.keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _private_paths(rubric: Rubric) -> tuple[Path, ...]:
+    """What the student's kernel must never read: rubrics, reference code and artifacts, samples."""
+    return (rubric.folder.parent.resolve(), REPO_ROOT / "reference", REPO_ROOT / "submissions", REPO_ROOT / "tests", REPO_ROOT / "build")
+
+
+def _manual_item(pack: Any, spec: Any, answers: dict[str, tuple[str, ...]], execution: Execution) -> ManualItem:
+    text = "\n\n".join(answers.get(spec.answer_from or spec.subtask, ()))
+    hints: tuple[str, ...] = ()
+    reference = ""
+    if hasattr(pack, "manual_hints"):
+        hints = tuple(pack.manual_hints(spec.id, text))
+    if hasattr(pack, "reference_answer") and spec.reference:
+        reference = pack.reference_answer(spec.reference)
+    return ManualItem(id=spec.id, subtask=spec.subtask, max_points=spec.points, prompt=spec.prompt, answer=text, hints=hints, reference=reference)
+
+
+def _notes(loaded: LoadedNotebook, neutral: tuple[str, ...], execution: Execution) -> tuple[Note, ...]:
+    notes: list[Note] = [Note("repair", r) for r in loaded.repairs]
+    notes += [Note("info", n) for n in neutral]
+    notes += [Note("drift", msg) for msg in execution.drift.values()]
+    if execution.restarts:
+        notes.append(Note("kernel", f"the kernel was restarted {execution.restarts} time(s); cells that killed it were skipped"))
+    notes += [Note("sandbox", f"sandbox: {m}") for m in execution.sandbox_missing]
+    if execution.probe.error:
+        notes.append(Note("kernel", f"probes: {execution.probe.error}"))
+    return tuple(notes)

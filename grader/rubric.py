@@ -1,0 +1,221 @@
+"""The rubric pack of one assignment: ``rubrics/<name>/rubric.yaml`` loaded into typed objects.
+
+A pack is a folder with ``rubric.yaml`` (points, checks, manual items, limits), ``probes.py``
+(functions sent into the kernel, as source), ``checks.py`` (trusted comparisons, imported in the
+grader's process) and optionally ``templates/`` (report overrides). An unknown key in the YAML is
+an error with a "did you mean" hint: a typo must not silently drop a setting.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.util
+import sys
+from dataclasses import dataclass, field, fields
+from functools import cached_property
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import yaml
+
+RUBRIC_SCHEMA_VERSION = 1
+RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
+DEFAULT_ASSIGNMENT = "assignment3"
+
+
+class RubricError(Exception):
+    """The rubric pack is broken (a harness-side failure: exit code 1)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    cell_timeout: float = 300.0
+    deadline: float = 1800.0
+    max_train_steps: int = 2
+    probe_timeout: float = 300.0
+    memory_gib: float = 4.0
+    cpu_seconds: int = 1800
+    max_processes: int = 256
+    max_output_mib: float = 8.0
+
+
+@dataclass(frozen=True)
+class Subtask:
+    id: str
+    title: str
+    points: float
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    subtask: str
+    points: float
+    title: str
+    probes: tuple[str, ...] = ()
+    hidden: bool = False
+
+
+@dataclass(frozen=True)
+class ManualSpec:
+    id: str
+    subtask: str
+    points: float
+    prompt: str
+    answer_from: str = ""  # the subtask whose "Answer" cells hold the student's text
+    reference: str = ""  # name of a reference answer (rubric checks module resolves it)
+
+
+@dataclass(frozen=True)
+class Rubric:
+    assignment: str
+    title: str
+    total_points: float
+    folder: Path
+    subtasks: tuple[Subtask, ...]
+    checks: tuple[CheckSpec, ...]
+    manual: tuple[ManualSpec, ...]
+    limits: Limits = field(default_factory=Limits)
+    store_builder: str = ""
+    store_fetcher: str = ""
+    hidden_seed: int = 0
+    schema_version: int = RUBRIC_SCHEMA_VERSION
+    digest: str = ""  # of the rubric file: a changed rubric is a different rubric version
+
+    @property
+    def subtask_ids(self) -> tuple[str, ...]:
+        return tuple(s.id for s in self.subtasks)
+
+    def probe_names(self, public_only: bool = False) -> tuple[str, ...]:
+        names: list[str] = []
+        for c in self.checks:
+            if public_only and c.hidden:
+                continue
+            for p in c.probes:
+                if p not in names:
+                    names.append(p)
+        return tuple(names)
+
+    @cached_property
+    def probes_source(self) -> str:
+        return (self.folder / "probes.py").read_text(encoding="utf-8")
+
+    @cached_property
+    def checks_module(self) -> ModuleType:
+        return _import_file(f"grader_rubric_{self.assignment}_checks", self.folder / "checks.py")
+
+    def template_dir(self) -> Path | None:
+        d = self.folder / "templates"
+        return d if d.is_dir() else None
+
+
+def _import_file(name: str, path: Path) -> ModuleType:
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise RubricError(f"{path}: cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise RubricError(f"{path}: failed to import: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _typed(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise RubricError(f"{where}: expected a mapping, found {type(data).__name__}")
+    known = {f.name for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else f" (known keys: {', '.join(sorted(known))})"
+            raise RubricError(f"{where}: unknown key '{key}'{hint}")
+    kwargs = dict(data)
+    for f in fields(cls):
+        if f.name in kwargs and f.type in ("tuple[str, ...]",) and isinstance(kwargs[f.name], list):
+            kwargs[f.name] = tuple(str(x) for x in kwargs[f.name])
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise RubricError(f"{where}: {exc}") from exc
+
+
+def resolve_rubric_dir(name_or_path: str | Path | None) -> Path:
+    if name_or_path is None:
+        return RUBRICS_DIR / DEFAULT_ASSIGNMENT
+    p = Path(name_or_path)
+    if p.is_dir():
+        return p
+    if (RUBRICS_DIR / str(name_or_path)).is_dir():
+        return RUBRICS_DIR / str(name_or_path)
+    known = sorted(d.name for d in RUBRICS_DIR.iterdir() if (d / "rubric.yaml").is_file()) if RUBRICS_DIR.is_dir() else []
+    raise RubricError(f"no rubric '{name_or_path}' (known: {', '.join(known) or 'none'})")
+
+
+def load_rubric(name_or_path: str | Path | None = None) -> Rubric:
+    folder = resolve_rubric_dir(name_or_path)
+    path = folder / "rubric.yaml"
+    try:
+        raw = path.read_bytes()
+        data = yaml.safe_load(raw)
+    except OSError as exc:
+        raise RubricError(f"{path}: cannot be read: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise RubricError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RubricError(f"{path}: expected a mapping at the top level")
+    if data.get("schema_version") != RUBRIC_SCHEMA_VERSION:
+        raise RubricError(f"{path}: schema_version {data.get('schema_version')!r}, expected {RUBRIC_SCHEMA_VERSION}")
+    top = {"schema_version", "assignment", "title", "total_points", "limits", "subtasks", "checks", "manual", "store_builder", "store_fetcher", "hidden_seed"}
+    for key in data:
+        if key not in top:
+            close = difflib.get_close_matches(str(key), sorted(top), n=1)
+            raise RubricError(f"{path}: unknown key '{key}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    subtasks = tuple(_typed(Subtask, {**s, "id": str(s.get("id"))} if isinstance(s, dict) else s, f"{path}: subtasks[{i}]") for i, s in enumerate(data.get("subtasks") or []))
+    checks = tuple(_typed(CheckSpec, {**c, "subtask": str(c.get("subtask"))} if isinstance(c, dict) else c, f"{path}: checks[{i}]") for i, c in enumerate(data.get("checks") or []))
+    manual = tuple(_typed(ManualSpec, {**m, "subtask": str(m.get("subtask")), "id": str(m.get("id"))} if isinstance(m, dict) else m, f"{path}: manual[{i}]") for i, m in enumerate(data.get("manual") or []))
+    rubric = Rubric(
+        assignment=str(data.get("assignment", folder.name)),
+        title=str(data.get("title", folder.name)),
+        total_points=float(data.get("total_points", 0)),
+        folder=folder,
+        subtasks=subtasks,
+        checks=checks,
+        manual=manual,
+        limits=_typed(Limits, data.get("limits") or {}, f"{path}: limits"),
+        store_builder=str(data.get("store_builder", "")),
+        store_fetcher=str(data.get("store_fetcher", "")),
+        hidden_seed=int(data.get("hidden_seed", 0)),
+        digest=hashlib.sha256(raw).hexdigest()[:16],
+    )
+    validate(rubric, path)
+    return rubric
+
+
+def validate(rubric: Rubric, path: Path) -> None:
+    """Internal consistency: ids unique, every item in a known subtask, points add up."""
+    ids = rubric.subtask_ids
+    if len(set(ids)) != len(ids):
+        raise RubricError(f"{path}: duplicated subtask ids")
+    seen: set[str] = set()
+    for item in (*rubric.checks, *rubric.manual):
+        if item.id in seen:
+            raise RubricError(f"{path}: duplicated check/manual id '{item.id}'")
+        seen.add(item.id)
+        if item.subtask not in ids:
+            raise RubricError(f"{path}: '{item.id}' names unknown subtask '{item.subtask}'")
+        if item.points < 0:
+            raise RubricError(f"{path}: '{item.id}' has negative points")
+    for s in rubric.subtasks:
+        got = sum(c.points for c in rubric.checks if c.subtask == s.id) + sum(m.points for m in rubric.manual if m.subtask == s.id)
+        if abs(got - s.points) > 1e-9:
+            raise RubricError(f"{path}: subtask {s.id} is worth {s.points} points but its checks and manual items add up to {got:g}")
+    total = sum(s.points for s in rubric.subtasks)
+    if abs(total - rubric.total_points) > 1e-9:
+        raise RubricError(f"{path}: total_points is {rubric.total_points:g} but the subtasks add up to {total:g}")

@@ -1,0 +1,141 @@
+"""Write files where the libraries' own offline lookups find them (see ``grader/store.py``).
+
+Each function mirrors what a real online load leaves behind, so a tiny store and a fetched real one
+have the same shape: a hub snapshot plus ``refs/main``; a datasets cache folder with Arrow stream
+files and ``dataset_info.json``; an evaluate dynamic module. Revisions and hashes are derived from the
+content, so the same content always lands at the same path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+DATASET_VERSION = "0.0.0"
+
+
+def _content_sha1(folder: Path) -> str:
+    digest = hashlib.sha1()
+    for f in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(f.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _readable(path: Path) -> None:
+    """Files 0644, folders 0755: kernels may run as another user than the builder."""
+    for p in [path, *path.rglob("*")]:
+        os.chmod(p, 0o755 if p.is_dir() else 0o644)
+
+
+def repo_folder(hf_home: Path, repo_id: str, repo_type: str = "model") -> Path:
+    return hf_home / "hub" / f"{repo_type}s--{repo_id.replace('/', '--')}"
+
+
+def publish_snapshot(hf_home: Path, repo_id: str, staged: Path, repo_type: str = "model") -> Path:
+    """Move the files in ``staged`` into ``hub/<repo>/snapshots/<rev>/`` and point ``refs/main`` at it.
+
+    Plain files rather than blob symlinks: huggingface_hub reads either, and plain files survive
+    copying the store to another machine.
+    """
+    revision = _content_sha1(staged)
+    repo = repo_folder(hf_home, repo_id, repo_type)
+    snapshot = repo / "snapshots" / revision
+    snapshot.parent.mkdir(parents=True, exist_ok=True)
+    if snapshot.exists():
+        shutil.rmtree(snapshot)
+    shutil.move(str(staged), str(snapshot))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(revision)
+    _readable(repo)
+    return repo
+
+
+def write_dataset_cache(
+    hf_home: Path,
+    name: str,
+    config_name: str,
+    splits: Mapping[str, Sequence[Mapping[str, Any]]],
+    features: Any,
+    description: str = "",
+) -> Path:
+    """Write ``datasets/<name>/<config>/0.0.0/<hash>/``: ``<name>-<split>.arrow`` and ``dataset_info.json``.
+
+    This is the folder a real ``load_dataset(name, config)`` prepares; offline, ``load_dataset`` finds
+    it through ``CachedDatasetModuleFactory`` and the packaged ``cache`` builder.
+    """
+    import datasets
+    from datasets.arrow_writer import ArrowWriter
+
+    staged = hf_home / "datasets" / f".{name}-{config_name}.tmp"
+    if staged.exists():
+        shutil.rmtree(staged)
+    staged.mkdir(parents=True)
+    split_dict = datasets.SplitDict(dataset_name=name)
+    total = 0
+    for split, rows in splits.items():
+        path = staged / f"{name}-{split}.arrow"
+        with ArrowWriter(features=features, path=str(path)) as writer:
+            for row in rows:
+                writer.write(dict(row))
+            n_rows, n_bytes = writer.finalize()
+        split_dict.add(
+            datasets.SplitInfo(name=split, num_bytes=n_bytes, num_examples=n_rows, dataset_name=name)
+        )
+        total += n_bytes
+    info = datasets.DatasetInfo(
+        description=description,
+        features=features,
+        builder_name="parquet",
+        dataset_name=name,
+        config_name=config_name,
+        version=DATASET_VERSION,
+        splits=split_dict,
+        download_size=total,
+        dataset_size=total,
+        size_in_bytes=2 * total,
+    )
+    info.write_to_directory(str(staged))
+    folder = hf_home / "datasets" / name / config_name / DATASET_VERSION / _content_sha1(staged)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.move(str(staged), str(folder))
+    _readable(hf_home / "datasets" / name)
+    return hf_home / "datasets" / name
+
+
+def write_evaluate_module(hf_home: Path, name: str, source: bytes, module_type: str = "metric") -> Path:
+    """Install a metric script as evaluate's cache of ``evaluate-<type>/<name>`` from the hub would.
+
+    Layout (evaluate 0.4): ``modules/evaluate_modules/<type>s/evaluate-<type>--<name>/<sha256>/<name>.py``
+    with ``__init__.py`` files, which ``CachedEvaluationModuleFactory`` imports when offline. The
+    ``__init__.py`` files evaluate would otherwise create at load time are written here, so loading
+    never needs to write into the store.
+    """
+    modules = hf_home / "modules"
+    dynamic = modules / "evaluate_modules"
+    folder = dynamic / f"{module_type}s" / f"evaluate-{module_type}--{name}"
+    subdir = folder / hashlib.sha256(source).hexdigest()
+    subdir.mkdir(parents=True, exist_ok=True)
+    for init in (
+        modules / "__init__.py",
+        dynamic / "__init__.py",
+        folder / "__init__.py",
+        subdir / "__init__.py",
+    ):
+        init.touch()
+    script = subdir / f"{name}.py"
+    script.write_bytes(source)
+    meta = {
+        "original file path": f"evaluate-{module_type}/{name}/{name}.py",
+        "local file path": script.relative_to(modules).as_posix(),  # relative: same bytes wherever built
+    }
+    (subdir / f"{name}.json").write_text(json.dumps(meta))
+    _readable(modules)
+    return folder

@@ -1,0 +1,37 @@
+"""Shared fixtures."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def built_store() -> Path:
+    """The offline store (``$GRADER_STORE`` or ``<repo>/.store``), built first if missing or incomplete.
+
+    Built in a subprocess: the store's environment must be set before transformers and datasets are
+    imported, and this test process may have imported them already.
+    """
+    from grader.store import check_store, store_root
+    from reference.store import REQUIRED_IDS
+
+    root = store_root()
+    try:
+        check_store(root, REQUIRED_IDS)
+    except Exception:
+        proc = subprocess.run(
+            [sys.executable, "-m", "grader", "store", "build", "--store", str(root)],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, f"store build failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        check_store(root, REQUIRED_IDS)
+    return root

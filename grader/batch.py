@@ -293,8 +293,7 @@ class _Pool:
         deadline = time.monotonic() + 5
         for w in self.workers:
             w.process.join(timeout=max(0.1, deadline - time.monotonic()))
-            if w.process.exitcode is None or w.job is not None:
-                self.kill(w)
+            self.kill(w)  # also whatever a finished worker left in its process group
 
 
 def _describe_exit(code: int | None) -> str:

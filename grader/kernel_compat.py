@@ -187,9 +187,9 @@ def _patch_trainer_class(cls: type) -> None:
 
 def _max_batch() -> int:
     try:
-        return max(1, int(os.environ.get("GRADER_MAX_TRAIN_BATCH", "8")))
+        return max(1, int(os.environ.get("GRADER_MAX_TRAIN_BATCH", "4")))
     except ValueError:
-        return 8
+        return 4
 
 
 def _pad_kwargs(kwargs: dict[str, Any], api: str) -> dict[str, Any]:

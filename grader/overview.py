@@ -50,6 +50,7 @@ class SubtaskRow:
     mean: float
     maximum: float
     fraction: float
+    manual_open: int  # manual items of this subtask nobody has scored yet (counted as zero above)
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def subtask_rows(entries: Sequence[Entry]) -> list[SubtaskRow]:
         got = [e.result.subtasks[key] for e in graded if key in e.result.subtasks]
         maximum = max((s.auto_max + s.manual_max for s in got), default=0.0)
         mean = statistics.fmean([e.result.subtasks[key].auto_points + manual_scored(e.result, key) for e in graded if key in e.result.subtasks]) if got else 0.0
-        rows.append(SubtaskRow(key, mean, maximum, mean / maximum if maximum else 0.0))
+        open_items = sum(1 for e in graded for m in e.result.manual if m.subtask == key and m.points is None)
+        rows.append(SubtaskRow(key, mean, maximum, mean / maximum if maximum else 0.0, open_items))
     return rows
 
 

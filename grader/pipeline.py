@@ -126,7 +126,7 @@ def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric,
     timings["compare"] = round(time.perf_counter() - t1, 4)
 
     manual = tuple(_manual_item(pack, m, shape.answers, execution) for m in rubric.manual)
-    sc = score(rubric, results, manual)
+    sc = score(rubric, results, manual, public_only)
     notes = _notes(loaded, neutral_notes, execution)
     return GradeResult(
         submission=sid,

@@ -18,14 +18,15 @@ class Score:
     manual_points: float | None  # None until every manual item has been scored by a person
 
 
-def score(rubric: Rubric, checks: Iterable[CheckResult], manual: Iterable[ManualItem]) -> Score:
+def score(rubric: Rubric, checks: Iterable[CheckResult], manual: Iterable[ManualItem], public_only: bool = False) -> Score:
     """Sum points per subtask. Max points come from the rubric, never from the results, so a
-    check that did not report still counts in the maximum (and scores zero)."""
+    check that did not report still counts in the maximum (and scores zero). ``public_only`` (a
+    self-check) leaves hidden checks out of the maximum, as they were neither run nor named."""
     by_id = {c.id: c for c in checks}
     items = {m.id: m for m in manual}
     subtasks: dict[str, SubtaskScore] = {}
     for s in rubric.subtasks:
-        specs = [c for c in rubric.checks if c.subtask == s.id]
+        specs = [c for c in rubric.checks if c.subtask == s.id and not (public_only and c.hidden)]
         auto_points = sum(min(by_id[c.id].points, c.points) for c in specs if c.id in by_id)
         mspecs = [m for m in rubric.manual if m.subtask == s.id]
         given = [(items[m.id].points, m.points) for m in mspecs if m.id in items]

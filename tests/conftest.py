@@ -35,3 +35,13 @@ def built_store() -> Path:
         assert proc.returncode == 0, f"store build failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
         check_store(root, REQUIRED_IDS)
     return root
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite submissions/*.expected.json from the current grader (on purpose)")
+
+
+@pytest.fixture(scope="session")
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-goldens"))

@@ -35,7 +35,15 @@ from grader.batch import (
 )
 from grader.gradebook import Gradebook, ManualScore
 from grader.moodle import Submission, ingest
-from grader.results import CheckResult, GradeResult, ManualItem, Note, SubtaskScore, result_from_json, write_result
+from grader.results import (
+    CheckResult,
+    GradeResult,
+    ManualItem,
+    Note,
+    SubtaskScore,
+    result_from_json,
+    write_result,
+)
 
 TESTS = Path(__file__).parent
 
@@ -83,6 +91,7 @@ def fake_grade(notebook: Path, out_dir: Path) -> GradeResult:
         comments={"1.1": "peer: fine"},
     )
     write_result(out_dir, result)
+    (out_dir / "report.html").write_text(f"<html>report for {notebook.stem}</html>", encoding="utf-8")
     return result
 
 
@@ -309,13 +318,15 @@ def test_progress_tty_updates_in_place() -> None:
     text = stream.getvalue()
     assert "\r\x1b[K" in text
     assert "done 1/3" in p.status_line() and "running 1" in p.status_line() and "ETA" in p.status_line()
-    assert p.eta() is not None and p.eta() >= 0
+    eta = p.eta()
+    assert eta is not None and eta >= 0
     p.close()
 
 
 def test_cli_batch_on_moodle_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from grader.commands.batch import run
     from test_moodle import make_moodle_zip
+
+    from grader.commands.batch import run
 
     zip_path = make_moodle_zip(tmp_path / "download.zip")
     out = tmp_path / "out"
@@ -341,3 +352,55 @@ def test_cli_batch_on_moodle_zip(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert (out / "similarity.json").exists()
     printed = capsys.readouterr().out
     assert "bad input" in printed and "6 submission(s)" in printed
+
+    # Back to Moodle: the worksheet and the feedback zip.
+    from test_moodle import HEADER, make_worksheet
+
+    from grader.commands.export import run as export
+
+    sheet = make_worksheet(tmp_path / "worksheet.csv")
+    filled = tmp_path / "filled.csv"
+    fb_zip = tmp_path / "feedback.zip"
+    code = export(argparse.Namespace(moodle_worksheet=sheet, out=filled, feedback_zip=fb_zip, grades=None, gradebook=out))
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "Participant 8888888" in printed  # listed as unmatched
+    assert "matched by team name: worksheet participant 7777777 -> submission 2345678" in printed
+    with filled.open(encoding="utf-8-sig", newline="") as fh:
+        cells = {r[0]: r for r in csv.reader(fh)}
+    grade, feedback = HEADER.index("Grade"), HEADER.index("Feedback comments")
+    assert cells["Participant 1234567"][grade] == "3.00"
+    assert "Total: 3 / 8 points" in cells["Participant 1234567"][feedback]
+    assert cells["Participant 7777777"][grade] == cells["Participant 2345678"][grade]
+    assert cells["Participant 8888888"][grade] == ""
+    import zipfile
+
+    with zipfile.ZipFile(fb_zip) as zf:
+        names = set(zf.namelist())
+    assert "José García, Jr._1234567_assignsubmission_file_/report.html" in names
+    assert "Zoë van der Berg_5678901_assignsubmission_file_/report.html" in names
+    assert not any(n.startswith("Bob O'Neil") for n in names)  # no report: PDF only, listed instead
+
+
+def test_overview_page(tmp_path: Path) -> None:
+    from grader.gradebook import SubmissionRecord
+    from grader.overview import check_rates, histogram, write_overview
+
+    gb = Gradebook(tmp_path / "gradebook.sqlite")
+    for sid, score in (("a", 4), ("b", 3), ("c", 1)):
+        gb.upsert_submission(SubmissionRecord(id=sid, content_hash=sid, name="<script>alert(1)</script>" if sid == "a" else sid))
+        res = fake_grade(write_nb(tmp_path / f"{sid}.ipynb", score=score), tmp_path / sid)
+        gb.record_run(sid, sid, "r", res, tmp_path / sid / "result.json", seconds=1.0, batch_id="b")
+    broken = GradeResult(submission="z", status="error", error="the file is not valid JSON", error_kind="bad_input")
+    gb.upsert_submission(SubmissionRecord(id="z", content_hash="z"))
+    gb.record_run("z", "z", "r", broken, write_result(tmp_path / "z", broken), seconds=0.0, batch_id="b")
+    rates = check_rates(gb.entries())
+    assert [r.id for r in rates] == ["args", "collator", "tok"]  # most failed first
+    assert (rates[0].passed, rates[0].failed) == (1, 2)
+    bars = histogram([0.0, 4.0, 8.0, 8.0], 8.0, bins=4)
+    assert [b.count for b in bars] == [1, 0, 1, 2]
+    page = write_overview(gb, tmp_path).read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in page
+    assert page.index("the file is not valid JSON") < page.index('href="a/report.html"')
+    assert 'href="z/result.json"' in page
+    assert "manual item(s) not scored yet" in page

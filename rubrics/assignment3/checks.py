@@ -94,23 +94,59 @@ def _t5_features(examples: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"input_text": batch["input_text"][i], "target_text": batch["target_text"][i], **{k: enc[k][i] for k in enc}} for i in range(len(examples))]
 
 
+def _cache_key(seed: int) -> str:
+    """Inputs and reference values depend on these files and the store's content, nothing else."""
+    import hashlib
+
+    from grader.store import store_root
+
+    h = hashlib.sha256(str(seed).encode())
+    repo = HERE.parent.parent
+    for path in (HERE / "checks.py", HERE / "probes.py", repo / "reference" / "task2.py", repo / "reference" / "task3.py", store_root() / "manifest.json"):
+        h.update(path.read_bytes() if path.is_file() else b"-")
+    return h.hexdigest()[:20]
+
+
+def _cached(kind: str, seed: int, compute: Any) -> dict[str, Any]:
+    """A JSON file cache under build/cache (outside any kernel's reach): computing the inputs and the
+    reference values loads models and data sets, seconds that every grading process would repeat."""
+    import json
+    import os
+
+    path = HERE.parent.parent / "build" / "cache" / f"assignment3-{kind}-{_cache_key(seed)}.json"
+    try:
+        return from_data(json.loads(path.read_text(encoding="utf-8")))  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        pass
+    value = from_data(to_data(compute()))  # the same shape whether computed now or read back
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(to_data(value)), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only checkout still grades, only slower
+    return value  # type: ignore[no-any-return]
+
+
 def make_inputs(rubric: Any, names: tuple[str, ...], cells: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """The inputs each probe receives; hidden ones are drawn with the rubric's hidden seed.
 
     ``cells`` (the notebook's code by subtask) lets the evaluation probe re-run the student's own
     Subtask 2.4 loop with the reference collator when theirs broke it: a 2.1 bug is not charged twice."""
-    import inspect
-
-    from reference import task2
-
     inputs = dict(_all_inputs(int(rubric.hidden_seed)))
-    collator_src = task2.NOTEBOOK_IMPORTS["MultipleChoiceDataCollator"] + "\n\n" + inspect.getsource(task2.MultipleChoiceDataCollator)
-    inputs["evaluation"] = {**inputs["evaluation"], "rerun_cells": list((cells or {}).get("2.4", [])), "reference_collator": collator_src}
+    inputs["evaluation"] = {**inputs["evaluation"], "rerun_cells": list((cells or {}).get("2.4", []))}
     return inputs
 
 
 @functools.lru_cache(maxsize=4)
 def _all_inputs(seed: int) -> dict[str, Any]:
+    return _cached("inputs", seed, lambda: _compute_inputs(seed))
+
+
+def _compute_inputs(seed: int) -> dict[str, Any]:
+    import inspect
+
     from reference import task2, task3
 
     d = _data(seed)
@@ -138,7 +174,8 @@ def _all_inputs(seed: int) -> dict[str, Any]:
         "custom_forward": {"seed": seed, "head_shapes": head_shapes, "input_ids": batch["input_ids"].tolist(),
                            "attention_mask": batch["attention_mask"].tolist(), "labels": batch["labels"].tolist()},
         "custom_args": {}, "trainer_custom": {}, "saved_custom": {},
-        "evaluation": {"features": _mc_features(d["swag_val_all"])},
+        "evaluation": {"features": _mc_features(d["swag_val_all"]),
+                       "reference_collator": task2.NOTEBOOK_IMPORTS["MultipleChoiceDataCollator"] + "\n\n" + inspect.getsource(task2.MultipleChoiceDataCollator)},
         "add_eos_public": {"examples": d["squad_train2"][:1]},
         "add_eos_hidden": {"examples": d["squad_hidden"]},
         "convert_public": {"batch": _t5_batch(d["squad_train2"])},
@@ -174,6 +211,10 @@ def reference(rubric: Any, inputs: dict[str, Any]) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=4)
 def _reference(seed: int) -> dict[str, Any]:
+    return _cached("reference", seed, lambda: _compute_reference(seed))
+
+
+def _compute_reference(seed: int) -> dict[str, Any]:
     """Run the same probe functions on a namespace of reference objects, in this process."""
     from reference import task2, task3
 
@@ -681,6 +722,26 @@ def qa_model(ctx: CheckContext) -> Verdict:
     return Verdict.of(parts)
 
 
+@functools.lru_cache(maxsize=1)
+def _spiece() -> Any:
+    """The store's T5 sentencepiece model, read directly: decoding a few ids must not cost the
+    grader a transformers import."""
+    import sentencepiece as spm
+
+    from grader.store import store_root
+
+    found = sorted((store_root() / "hf" / "hub").glob("models--mrm8488--t5-base-finetuned-squadv2/snapshots/*/spiece.model"))
+    if not found:
+        raise FileNotFoundError("spiece.model of mrm8488/t5-base-finetuned-squadv2 is not in the store")
+    return spm.SentencePieceProcessor(model_file=str(found[0]))
+
+
+def t5_decode(ids: list[int]) -> str:
+    """``T5Tokenizer.decode(ids, skip_special_tokens=True)``: pad, eos, unk and the extra ids dropped."""
+    sp = _spiece()
+    return str(sp.decode([int(i) for i in ids if 2 < int(i) < sp.get_piece_size()]))
+
+
 def _compare_answers(got: Any, ref: Any, examples: list[dict[str, str]]) -> Verdict:
     """get_answer must feed the model 'question: … context: …', generate, and return the generated
     ids decoded as plain text. With the course's real model that is "Harry" / "TPUs"; with any
@@ -688,18 +749,17 @@ def _compare_answers(got: Any, ref: Any, examples: list[dict[str, str]]) -> Verd
     a student may choose, and the reference's own answer is only quoted for comparison."""
     if not isinstance(got, list) or len(got) != len(ref):
         raise Missing("get_answer gave no answers")
-    _, t5 = _tokenizers()
     parts: list[tuple[bool, str]] = []
     for g, r, ex in zip(got, ref, examples, strict=True):
         gen = g.get("generate")
         if not gen:
             parts.append((False, "get_answer did not call model.generate"))
             continue
-        text = _norm_ws(t5.decode(g.get("encoder_input_ids") or [], skip_special_tokens=True)).lower()
+        text = _norm_ws(t5_decode(g.get("encoder_input_ids") or [])).lower()
         q, c = _norm_ws(ex["question"]).lower(), _norm_ws(ex["context"]).lower()
         fmt_ok = q in text and c[:200] in text and text.find("question") < text.find(q) and "context" in text
         parts.append((fmt_ok, f"the model's input should be 'question: {ex['question'][:40]}… context: …'; it was {text[:90]!r}…"))
-        decoded = _norm_ws(t5.decode(gen["output_ids"], skip_special_tokens=True))
+        decoded = _norm_ws(t5_decode(gen["output_ids"]))
         ans = _norm_ws(str(g.get("answer", "")))
         parts.append((squad_normalize(ans) == squad_normalize(decoded), f"get_answer returned {ans!r}, but the model generated {decoded!r} (decode the generated ids, skipping special tokens); the reference answers {r['answer']!r}"))
     return Verdict.of(parts, "answers are the model's decoded generation")
@@ -744,15 +804,17 @@ def manual_hints(item_id: str, text: str) -> list[str]:
 
 
 def reference_answer(name: str) -> str:
-    from reference import task1, task2
+    return str(_cached("answers", 0, _compute_answers).get(name, ""))
 
-    if name == "2.1.fields":
-        return "\n".join(f"- `{k}`: {v}" for k, v in task2.FIELD_MEANINGS.items())
-    if name == "2.2.questions":
-        return "[CLS] has id 101 and [MASK] id 103 (vocab.txt); the attention dropout is 0.1 (config.json: attention_dropout)."
-    if name == "3.4":
-        from reference import t5_paper
 
-        return t5_paper.reference_text()
-    answers = [a for a in task1.ANSWERS if a.subtask == name]
-    return "\n\n".join(f"**{a.id}** {a.answer}\n\nKey points: " + "; ".join(a.key_points) for a in answers)
+def _compute_answers() -> dict[str, str]:
+    from reference import t5_paper, task1, task2
+
+    out = {
+        "2.1.fields": "\n".join(f"- `{k}`: {v}" for k, v in task2.FIELD_MEANINGS.items()),
+        "2.2.questions": "[CLS] has id 101 and [MASK] id 103 (vocab.txt); the attention dropout is 0.1 (config.json: attention_dropout).",
+        "3.4": t5_paper.reference_text(),
+    }
+    for sub in ("1.1", "1.2", "1.3", "1.4"):
+        out[sub] = "\n\n".join(f"**{a.id}** {a.answer}\n\nKey points: " + "; ".join(a.key_points) for a in task1.ANSWERS if a.subtask == sub)
+    return out

@@ -19,14 +19,26 @@ def _get(ns, name):
     return ns[name]
 
 
-def _created(kind, subtask, predicate=None):
-    """Objects of ``kind`` ('args' / 'trainer') created by a cell of ``subtask``, oldest first."""
+def _created(kind, subtask, predicate=None, ns=None, guess=None):
+    """Objects of ``kind`` ('args' / 'trainer') created by a cell of ``subtask``, oldest first.
+
+    Inside the grader's kernel, ``grader.kernel_compat`` recorded every TrainingArguments and
+    Trainer with the cell that made it (a notebook rebinds `training_args` and `trainer` from task to
+    task). Elsewhere (a student's own kernel running ``selfcheck``), the live objects in ``ns`` are
+    the candidates, narrowed by ``predicate`` and ``guess`` (used only there)."""
     compat = sys.modules.get("grader.kernel_compat")
-    found = []
-    for k, count, obj in list(getattr(compat, "CREATED", [])):
-        if k == kind and CELL_SUBTASKS.get(count) == subtask and (predicate is None or predicate(obj)):
-            found.append(obj)
-    return found
+    records = list(getattr(compat, "CREATED", []))
+    if records and CELL_SUBTASKS:
+        return [obj for k, count, obj in records
+                if k == kind and CELL_SUBTASKS.get(count) == subtask and (predicate is None or predicate(obj))]
+    from transformers import Trainer, TrainingArguments
+
+    base = TrainingArguments if kind == "args" else Trainer
+    return [v for v in (ns or {}).values() if isinstance(v, base) and (predicate is None or predicate(v)) and (guess is None or guess(v))]
+
+
+def _is_custom(args):
+    return "custom" in os.path.basename(os.path.normpath(str(getattr(args, "output_dir", ""))))
 
 
 def _args_facts(args):
@@ -128,7 +140,7 @@ def model_hf(ns, inputs):
 def training_args(ns, inputs):
     from transformers import Seq2SeqTrainingArguments
 
-    made = _created("args", "2.2", lambda a: not isinstance(a, Seq2SeqTrainingArguments))
+    made = _created("args", "2.2", lambda a: not isinstance(a, Seq2SeqTrainingArguments), ns, guess=lambda a: not _is_custom(a))
     if not made:
         raise NameError("name 'training_args' is not defined (no TrainingArguments was created in subtask 2.2)")
     return _args_facts(made[-1])
@@ -166,7 +178,7 @@ def _trainer_facts(trainer, ns, model_name):
 
 
 def trainer_hf(ns, inputs):
-    made = _created("trainer", "2.2")
+    made = _created("trainer", "2.2", None, ns, guess=lambda t: not _is_custom(t.args) and "ForMultipleChoice" in type(t.model).__name__)
     if not made:
         raise NameError("name 'trainer' is not defined (no Trainer was created in subtask 2.2)")
     return _trainer_facts(made[-1], ns, "model_hf")
@@ -266,14 +278,14 @@ def custom_forward(ns, inputs):
 def custom_args(ns, inputs):
     from transformers import Seq2SeqTrainingArguments
 
-    made = _created("args", "2.3", lambda a: not isinstance(a, Seq2SeqTrainingArguments))
+    made = _created("args", "2.3", lambda a: not isinstance(a, Seq2SeqTrainingArguments), ns, guess=_is_custom)
     if not made:
         raise NameError("no TrainingArguments was created in subtask 2.3")
     return _args_facts(made[-1])
 
 
 def trainer_custom(ns, inputs):
-    made = _created("trainer", "2.3")
+    made = _created("trainer", "2.3", None, ns, guess=lambda t: _is_custom(t.args))
     if not made:
         raise NameError("no Trainer was created in subtask 2.3")
     return _trainer_facts(made[-1], ns, "model_custom")
@@ -446,14 +458,16 @@ def t5_model(ns, inputs):
 
 
 def seq2seq_args(ns, inputs):
-    made = _created("args", "3.2")
+    from transformers import Seq2SeqTrainingArguments
+
+    made = _created("args", "3.2", None, ns, guess=lambda a: isinstance(a, Seq2SeqTrainingArguments) or "t5" in str(getattr(a, "output_dir", "")))
     if not made:
         raise NameError("name 'training_args' is not defined (no Seq2SeqTrainingArguments was created in subtask 3.2)")
     return _args_facts(made[-1])
 
 
 def seq2seq_trainer(ns, inputs):
-    made = _created("trainer", "3.2")
+    made = _created("trainer", "3.2", None, ns, guess=lambda t: "T5" in type(t.model).__name__)
     if not made:
         raise NameError("name 'trainer' is not defined (no Seq2SeqTrainer was created in subtask 3.2)")
     return _trainer_facts(made[-1], ns, "t5")

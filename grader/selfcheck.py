@@ -1,0 +1,96 @@
+"""``from grader import selfcheck; selfcheck("2.1")`` inside a running notebook.
+
+Runs one subtask's *public* checks on the live objects of the student's own kernel, without
+re-executing anything, and shows the outcome inline. Hidden checks are neither run nor named.
+This runs in the student's own process on their own machine: it is a help, not a grade (grading
+runs the notebook afresh in a sandbox and compares outside the kernel).
+"""
+
+from __future__ import annotations
+
+import html
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from grader.checks import CheckContext, collect, run_check
+from grader.kernel_probe import to_data
+from grader.probe import ProbeCall, ProbeOutcome, from_data
+from grader.results import CheckResult
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    subtask: str | None
+    results: tuple[CheckResult, ...]
+
+    @property
+    def points(self) -> float:
+        return round(sum(r.points for r in self.results), 4)
+
+    @property
+    def max_points(self) -> float:
+        return round(sum(r.max_points for r in self.results), 4)
+
+    def summary(self) -> str:
+        head = f"Self-check {self.subtask or 'all subtasks'}: {self.points:g} / {self.max_points:g} points from public checks"
+        lines = [head]
+        for r in self.results:
+            mark = "PASS" if r.status == "passed" else ("ERR " if r.status == "error" else "FAIL")
+            msg = "" if r.status == "passed" else f": {r.message}"
+            lines.append(f"  {mark} {r.id}{msg}")
+        lines.append("  (hidden checks run when the notebook is graded)")
+        return "\n".join(lines)
+
+    __repr__ = summary
+
+    def _repr_html_(self) -> str:
+        rows = "".join(
+            f"<tr><td style='color:{'#1a7f37' if r.status == 'passed' else '#cf222e'}'>{html.escape(r.status)}</td>"
+            f"<td><code>{html.escape(r.id)}</code></td><td>{html.escape('' if r.status == 'passed' else r.message)}</td>"
+            f"<td>{r.points:g} / {r.max_points:g}</td></tr>"
+            for r in self.results
+        )
+        return (f"<p><b>Self-check {html.escape(self.subtask or 'all subtasks')}</b>: {self.points:g} / {self.max_points:g} "
+                f"points from public checks</p><table>{rows}</table><p><i>Hidden checks run when the notebook is graded.</i></p>")
+
+
+def _user_namespace() -> dict[str, Any]:
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            return shell.user_ns  # type: ignore[no-any-return]
+    except ImportError:
+        pass
+    return vars(sys.modules["__main__"])
+
+
+def selfcheck(subtask: str | None = None, rubric: str | Path | None = None, namespace: dict[str, Any] | None = None) -> SelfCheck:
+    """Run the public checks of ``subtask`` (or all) on the objects defined in this kernel."""
+    from grader.rubric import load_rubric
+
+    rb = load_rubric(rubric)
+    if subtask is not None and subtask not in rb.subtask_ids:
+        raise ValueError(f"unknown subtask {subtask!r}; known: {', '.join(rb.subtask_ids)}")
+    ns = namespace if namespace is not None else _user_namespace()
+    specs = [c for c in rb.checks if not c.hidden and (subtask is None or c.subtask == subtask)]
+    names = tuple(dict.fromkeys(p for c in specs for p in c.probes))
+    pack = rb.checks_module
+    inputs = pack.make_inputs(rb, names, {})
+    probes: dict[str, Any] = {"__name__": "__grader_selfcheck_probes__", "CELL_SUBTASKS": {}}
+    exec(compile(rb.probes_source, str(rb.folder / "probes.py"), "exec"), probes)
+    calls: dict[str, ProbeCall] = {}
+    for name in names:
+        try:
+            value = probes["PROBES"][name](ns, inputs.get(name, {}))
+            calls[name] = ProbeCall(name, ok=True, value=from_data(to_data(value)))
+        except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
+            calls[name] = ProbeCall(name, ok=False, error=f"{type(exc).__name__}: {exc}")
+    ctx = CheckContext(probe=ProbeOutcome(calls), reference=pack.reference(rb, inputs), inputs=inputs)
+    fns = collect(pack)
+    results = tuple(run_check(spec, fns.get(spec.id), ctx) for spec in specs)
+    # returned, not displayed: as a cell's last expression Jupyter shows it (HTML), once
+    return SelfCheck(subtask, tuple(r for r in results if not r.hidden))

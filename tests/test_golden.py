@@ -1,0 +1,97 @@
+"""Golden tests: every sample submission graded end to end (sandboxed kernel, probes, checks,
+score, reports), compared with the expected result kept beside it (``<name>.expected.json``).
+
+Besides the goldens, assertions that hold whatever the goldens say: the solution gets every
+automatic point, the blank template none, and each ``loses-<subtask>__*`` sample loses points in
+exactly that subtask and keeps every other. Rewrite the goldens on purpose with
+``pytest tests/test_golden.py --update-goldens``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "submissions"
+NOTEBOOKS = sorted(p for p in SAMPLES.glob("*.ipynb") if not p.name.startswith("hostile__"))
+
+pytestmark = pytest.mark.slow
+
+
+def _grade(path: str, out: str) -> dict[str, Any]:
+    from grader.store import activate
+
+    activate()
+    from grader.pipeline import GradeOptions, grade_submission
+
+    result = grade_submission(Path(path), Path(out), GradeOptions(torch_threads=1))
+    return result.to_json()
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory: pytest.TempPathFactory, built_store: Path) -> dict[str, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("golden")
+    workers = max(1, min(2, os.cpu_count() or 1))
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = {nb.stem: pool.submit(_grade, str(nb), str(out / nb.stem)) for nb in NOTEBOOKS}
+        results = {name: f.result() for name, f in futures.items()}
+    for name in results:
+        assert (out / name / "report.html").is_file() and (out / name / "report.md").is_file()
+    return results
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """What a golden pins down: status, points per subtask, every check's status and points."""
+    return {
+        "status": result["status"],
+        "kernel_status": result["kernel_status"],
+        "auto_points": round(result["auto_points"], 3),
+        "auto_max": result["auto_max"],
+        "subtasks": {k: round(v["auto_points"], 3) for k, v in result["subtasks"].items()},
+        "checks": {c["id"]: [c["status"], round(c["points"], 3)] for c in result["checks"]},
+    }
+
+
+@pytest.mark.parametrize("name", [p.stem for p in NOTEBOOKS])
+def test_matches_golden(name: str, graded: dict[str, dict[str, Any]], update_goldens: bool) -> None:
+    path = SAMPLES / f"{name}.expected.json"
+    got = summary(graded[name])
+    if update_goldens or not path.exists():
+        path.write_text(json.dumps(got, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        if not update_goldens:
+            pytest.fail(f"{path.name} did not exist; written now, review and commit it")
+    assert got == json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_solution_gets_every_automatic_point(graded: dict[str, dict[str, Any]]) -> None:
+    r = graded["full-marks__solution"]
+    assert r["status"] == "graded" and r["kernel_status"] == "ok"
+    assert r["auto_points"] == r["auto_max"] == 21
+    assert all(c["status"] == "passed" for c in r["checks"]), [c for c in r["checks"] if c["status"] != "passed"]
+    assert r["manual_max"] == 19 and r["manual_points"] is None
+    drift = {n["message"].split("`")[1] for n in r["notes"] if n["kind"] == "drift"}
+    assert {"from datasets import load_metric", "evaluation_strategy=", "Trainer(tokenizer=)"} <= drift
+
+
+def test_blank_template_gets_nothing_and_does_not_crash(graded: dict[str, dict[str, Any]]) -> None:
+    r = graded["zero__blank-template"]
+    assert r["status"] == "graded"
+    assert r["auto_points"] == 0
+    assert all(c["status"] in ("failed", "timeout") for c in r["checks"])
+    assert any(c["status"] == "error" for c in r["cells"])  # the skeleton cells fail, and are named
+
+
+@pytest.mark.parametrize("name", [p.stem for p in NOTEBOOKS if p.stem.startswith("loses-")])
+def test_single_bug_loses_points_only_in_its_subtask(name: str, graded: dict[str, dict[str, Any]]) -> None:
+    subtask = name.split("__")[0].removeprefix("loses-")
+    solution = graded["full-marks__solution"]["subtasks"]
+    got = graded[name]["subtasks"]
+    assert got[subtask]["auto_points"] < solution[subtask]["auto_points"], f"{name} should lose points in {subtask}"
+    others = {k: (v["auto_points"], solution[k]["auto_points"]) for k, v in got.items() if k != subtask and v["auto_points"] != solution[k]["auto_points"]}
+    assert not others, f"{name} lost points outside {subtask}: {others}"

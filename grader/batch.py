@@ -54,7 +54,6 @@ class BatchOptions:
     force: bool = False  # re-grade submissions that have a completed run for the same content and rubric
     hard_timeout_s: float | None = 3600.0  # backstop per submission, beyond the pipeline's own limits
     memory_per_kernel_gib: float = 3.0  # field notes: a tiny Trainer run needs 2 GiB; allow 3
-    max_jobs_per_worker: int = 0  # 0: no limit; else a worker is replaced after that many submissions
 
 
 @dataclass(frozen=True)
@@ -194,6 +193,21 @@ def rerender_reports(result: GradeResult, folder: Path) -> str | None:
     return None
 
 
+def rewrite_outputs(gradebook: Gradebook, submission_ids: Sequence[str]) -> list[str]:
+    """Bring result.json and the reports of these submissions up to date with the gradebook (after
+    manual scores or a re-score). Returns warnings: a report that could not be re-rendered is said."""
+    warnings: list[str] = []
+    wanted = set(submission_ids)
+    for e in gradebook.entries():
+        if e.submission.id in wanted:
+            folder = e.run.result_path.parent
+            write_result(folder, e.result)
+            problem = rerender_reports(e.result, folder)
+            if problem:
+                warnings.append(f"{e.submission.id}: result.json updated, reports not: {problem}")
+    return warnings
+
+
 def harness_error_result(sub: Submission, message: str, *, kernel_status: str = "ok") -> GradeResult:
     result = GradeResult(
         submission=sub.id,
@@ -250,7 +264,6 @@ class _Worker:
     job: Submission | None = None
     out_dir: Path | None = None
     started: float = 0.0
-    jobs_done: int = 0
 
 
 class _Pool:
@@ -424,11 +437,8 @@ def _grade_all(
                 outcome = _collect(w, now, options)
                 if outcome is not None:
                     yield outcome
-                    w.jobs_done += 1
-                dead = w.process.exitcode is not None or w.conn.closed
-                recycle = options.max_jobs_per_worker and w.jobs_done >= options.max_jobs_per_worker and w.job is None
-                if (dead or recycle) and w.job is None and pending:
-                    pool.replace(w)
+                if w.job is None and pending and (w.process.exitcode is not None or w.conn.closed):
+                    pool.replace(w)  # it died (or was killed) with a submission: a fresh one takes over
             progress.tick()
     finally:
         pool.shutdown()

@@ -192,6 +192,7 @@ async def execute_notebook(
             max_output_bytes=config.max_output_bytes,
         )
         died_at: int | None = None
+        hung_at: int | None = None
         t0 = time.monotonic()
         try:
             async with client.async_setup_kernel(cwd=str(workdir), env=env):
@@ -220,8 +221,15 @@ async def execute_notebook(
                     err = _last_error(cell)
                     if i in outcomes and restarts:
                         continue  # keep the outcome of the first run of this cell
-                    if err.startswith(("CellTimeoutError", "KeyboardInterrupt")) and secs >= client.timeout * 0.9:
+                    # nbclient interrupts a cell at its timeout; the error output may be missing (a
+                    # loop that ignores SIGINT), so the elapsed time is what tells
+                    if secs >= client.timeout or (err.startswith(("CellTimeoutError", "KeyboardInterrupt")) and secs >= client.timeout * 0.9):
                         outcomes[i] = CellOutcome(i, "timeout", sub(i), f"the cell ran longer than {client.timeout} s and was interrupted", secs)
+                        if not await _responsive(client):
+                            outcomes[i] = CellOutcome(i, "timeout", sub(i), f"the cell ran longer than {client.timeout} s and ignored the interrupt; the kernel was restarted without it", secs)
+                            hung_at = i
+                            died_at = i
+                            break
                     elif i in client.truncated_cells:
                         outcomes[i] = CellOutcome(i, "error", sub(i), f"the cell printed more than {config.max_output_bytes // 2**20} MiB; output was cut and the cell interrupted", secs)
                     elif err:
@@ -253,7 +261,10 @@ async def execute_notebook(
             await _stop(km, client, sandboxed=config.sandbox is not None)
         if died_at is None:
             break
-        status, message = _classify_death(exit_code, [o.error for o in outcomes.values()])
+        if hung_at is not None:
+            status, message = "timeout", f"cell {hung_at + 1} ran past its time limit and could not be interrupted"
+        else:
+            status, message = _classify_death(exit_code, [o.error for o in outcomes.values()])
         if died_at >= 0:
             prev = outcomes.get(died_at)
             if prev is None or prev.status != "timeout":
@@ -326,6 +337,15 @@ async def _run_hidden(client: _Client, source: str, timeout: float) -> tuple[str
     if not await client.kc.is_alive():
         raise DeadKernelError("Kernel died")
     return (error[0] if error else ""), "".join(stdout)
+
+
+async def _responsive(client: _Client, grace: float = 10.0) -> bool:
+    """After an interrupted cell: does the kernel answer again? (A loop that ignores SIGINT doesn't.)"""
+    try:
+        err, _ = await _run_hidden(client, "pass", grace)
+    except DeadKernelError:
+        return False
+    return not err.startswith("timed out")
 
 
 async def _run_probe(client: _Client, request: ProbeRequest, workdir: Path, cell_subtasks: dict[int, str | None]) -> ProbeOutcome:

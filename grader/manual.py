@@ -22,7 +22,6 @@ import yaml
 
 from grader.gradebook import Entry, Gradebook, ManualScore
 from grader.moodle import write_text_atomic
-from grader.results import write_result
 
 COLUMNS = ("submission", "name", "item", "subtask", "max_points", "points", "comment", "prompt", "answer", "reference", "hints")
 
@@ -84,8 +83,16 @@ def export_sheet(gradebook: Gradebook, out: Path, *, open_only: bool = False) ->
         write_text_atomic(out, "\ufeff" + buf.getvalue())
     else:
         header = "# Fill in `points` (and `comment`) and import with: grader manual import FILE\n"
-        write_text_atomic(out, header + yaml.dump(rows, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False, width=100))
+        typed = [{**r, "max_points": _number(r["max_points"]), "points": _number(r["points"])} for r in rows]
+        write_text_atomic(out, header + yaml.dump(typed, Dumper=_BlockDumper, allow_unicode=True, sort_keys=False, width=100))
     return len(rows)
+
+
+def _number(text: str) -> float | int | None:
+    if not text:
+        return None
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 class _BlockDumper(yaml.SafeDumper):
@@ -218,24 +225,14 @@ def refresh_outputs(gradebook: Gradebook, submission_ids: Sequence[str]) -> list
 
     Returns warnings (a report that could not be re-rendered is said, not hidden).
     """
-    from grader.batch import rerender_reports, write_grades_csv
+    from grader.batch import rewrite_outputs, write_grades_csv
     from grader.overview import write_overview
 
-    warnings: list[str] = []
-    wanted = set(submission_ids)
-    entries = gradebook.entries()
-    for e in entries:
-        if e.submission.id not in wanted:
-            continue
-        folder = e.run.result_path.parent
-        write_result(folder, e.result)
-        problem = rerender_reports(e.result, folder)
-        if problem:
-            warnings.append(f"{e.submission.id}: result.json updated, reports not: {problem}")
+    warnings = rewrite_outputs(gradebook, submission_ids)
     out_dir = gradebook.get_meta("out_dir")
     if out_dir:
         out = Path(out_dir)
-        write_grades_csv(entries, out / "grades.csv")
+        write_grades_csv(gradebook.entries(), out / "grades.csv")
         write_overview(gradebook, out)
     return warnings
 

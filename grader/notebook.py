@@ -217,10 +217,10 @@ def outline(nb: NotebookNode) -> Outline:
                         comments[in_comment] = text
                     in_comment = None
             elif subtask is not None and (_ANSWER.match(src) or in_answer):
-                if _ANSWER.match(src):
-                    in_answer = True
-                body = _ANSWER.sub("", src, count=1).strip() if _ANSWER.match(src) else src.strip()
-                body = body.strip("`").strip()
+                # "**Answer**" labels the cell itself or, when it holds nothing else, the next cell
+                labelled = bool(_ANSWER.match(src))
+                body = (_ANSWER.sub("", src, count=1) if labelled else src).strip().strip("`").strip()
+                in_answer = labelled and not body
                 if body and body != "Enter your answer here":
                     answers.setdefault(subtask, []).append(body)
             if not team and (m := _TEAM.search(src)):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
 import traceback
@@ -75,8 +76,7 @@ def grade_submission(notebook: Path, out_dir: Path, options: GradeOptions | None
         log.error("grading %s failed in the grader: %s", notebook, exc)
         result = _empty(rubric, sid, notebook, status_error=f"the grader failed on this submission ({type(exc).__name__}: {exc}); see grader.log", kind="grader")
     result = replace(result, timings={**result.timings, "total": round(time.perf_counter() - started, 3)})
-    _write(result, out_dir, rubric, options)
-    return result
+    return _write(result, out_dir, rubric, options)
 
 
 def _empty(rubric: Rubric, sid: str, path: Path, status_error: str, kind: str) -> GradeResult:
@@ -87,10 +87,20 @@ def _empty(rubric: Rubric, sid: str, path: Path, status_error: str, kind: str) -
     )
 
 
-def _write(result: GradeResult, out_dir: Path, rubric: Rubric, options: GradeOptions) -> None:
-    write_result(out_dir, result)
+def _write(result: GradeResult, out_dir: Path, rubric: Rubric, options: GradeOptions) -> GradeResult:
+    """Render the reports, then write result.json (with the render time). A template that fails
+    does not cost the student their result: it is logged and result.json is written all the same."""
     if options.render_reports:
-        render(result, out_dir, {s.id: s.title for s in rubric.subtasks}, rubric.title, rubric.template_dir())
+        t0 = time.perf_counter()
+        try:
+            render(result, out_dir, {s.id: s.title for s in rubric.subtasks}, rubric.title, rubric.template_dir())
+        except Exception as exc:  # noqa: BLE001 - the JSON result matters more than the report
+            log.error("rendering the report of %s failed: %s", result.submission, exc)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / "grader.log").write_text(traceback.format_exc(), encoding="utf-8")
+        result = replace(result, timings={**result.timings, "render": round(time.perf_counter() - t0, 4)})
+    write_result(out_dir, result)
+    return result
 
 
 def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric, sid: str) -> GradeResult:
@@ -166,7 +176,7 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
             memory_bytes=int(memory * 2**30),
             cpu_seconds=int(limits.cpu_seconds),
             max_processes=limits.max_processes,
-            hide_paths=tuple(p for p in (*_private_paths(rubric), loaded.path.resolve().parent, *options.hide_paths) if p.exists()),
+            hide_paths=_hideable((*_private_paths(rubric), loaded.path.resolve().parent, *options.hide_paths), root),
         )
     config = ExecConfig(
         cell_timeout=options.cell_timeout or limits.cell_timeout,
@@ -188,6 +198,21 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
     finally:
         if not options.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _hideable(paths: tuple[Path, ...], store: Path) -> tuple[Path, ...]:
+    """The paths to hide, outermost only, and never one the kernel needs (the grader package, the
+    Python installation, the store): hiding a folder that holds them would break every kernel."""
+    needed = [REPO_ROOT / "grader", Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), store.resolve()]
+    keep: list[Path] = []
+    for p in sorted({p.resolve() for p in paths if p.exists()}, key=lambda q: len(q.parts)):
+        if any(n == p or p in n.parents for n in needed):
+            log.info("not hiding %s from the kernel: it holds what the kernel needs", p)
+            continue
+        if any(k == p or k in p.parents for k in keep):
+            continue
+        keep.append(p)
+    return tuple(keep)
 
 
 def _private_paths(rubric: Rubric) -> tuple[Path, ...]:

@@ -8,6 +8,7 @@ module-level so that it pickles into the spawned workers.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import json
@@ -257,7 +258,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None
     while time.monotonic() < deadline:
         if db.exists():
             try:
-                with sqlite3.connect(db) as c:
+                with contextlib.closing(sqlite3.connect(db)) as c:
                     done_before = c.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
             except sqlite3.OperationalError:
                 done_before = 0
@@ -268,6 +269,8 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None
     assert done_before >= 3, "the batch did not get going"
     proc.kill()  # SIGKILL: no cleanup of any kind
     proc.wait()
+    assert proc.stderr is not None
+    proc.stderr.close()
     workers = {int(x) for x in pid_file.read_text().split()}
     assert workers and all(_gone(pid) for pid in workers), "workers outlived the killed batch"
 
@@ -298,7 +301,7 @@ def test_grades_csv_and_summary_table(tmp_path: Path) -> None:
         entries = gb.entries()
         write_grades_csv(entries, out / "grades.csv")
         table = summary_table(summary, entries)
-    rows = list(csv.reader((out / "grades.csv").open(encoding="utf-8")))
+    rows = list(csv.reader(io.StringIO((out / "grades.csv").read_text(encoding="utf-8"))))
     assert rows[0] == ["id", "name", "1.1", "2.1", "3.2", "auto_points", "manual_points", "total"]
     assert rows[1] == ["alice", "alice", "2.5", "3", "1", "4", "2.5", "6.5"]
     assert rows[2] == ["bob", "bob", "0", "1", "0", "1", "0", "1"]

@@ -99,7 +99,7 @@ def test_import_rejects_bad_rows_and_keeps_good_ones(book: Gradebook, tmp_path: 
     assert on_disk.manual_points is None  # 2.1.fields of this submission is still open
     assert on_disk.manual[0].points == 2.5 and on_disk.manual[0].comment == "good idea, no proof"
     assert on_disk.subtasks["1.1"].manual_points == 2.5
-    grades = {r["id"]: r for r in csv.DictReader((tmp_path / "out" / "grades.csv").open(encoding="utf-8"))}
+    grades = {r["id"]: r for r in csv.DictReader(io.StringIO((tmp_path / "out" / "grades.csv").read_text(encoding="utf-8")))}
     assert grades["1234567"]["total"] == "6.5" and grades["1234567"]["1.1"] == "2.5"
     assert grades["2345678"]["manual_points"] == "1"
     assert (tmp_path / "out" / "index.html").exists()

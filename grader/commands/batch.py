@@ -17,6 +17,7 @@ from grader.batch import (
     Progress,
     grade_with_pipeline,
     kernel_env,
+    rewrite_outputs,
     run_batch,
     summary_table,
 )
@@ -109,6 +110,8 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
             changed = rescore(gb, points, manual_max)
             if changed:
                 print(f"grader: re-scored {len(changed)} submission(s) with the rubric's new points", file=sys.stderr)
+                for warning in rewrite_outputs(gb, changed):
+                    print(f"grader: warning: {warning}", file=sys.stderr)
         from grader.batch import write_grades_csv
         from grader.overview import write_overview
 

@@ -92,9 +92,12 @@ def export_worksheet(entries: list[Entry], worksheet: Path, out: Path) -> None:
         ws = read_worksheet(worksheet)
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise UsageError(f"{worksheet}: {exc}") from exc
+    # A submission that could not be graded gets no grade: a person decides (it is listed below).
+    ungraded = [e for e in entries if e.result.status == "error"]
     grades = {
         e.submission.participant_id or e.submission.id: WorksheetGrade(e.total, feedback_html(feedback_lines(e)), e.result.team)
         for e in entries
+        if e.result.status != "error"
     }
     try:
         report = fill_worksheet(ws, grades)
@@ -110,6 +113,10 @@ def export_worksheet(entries: list[Entry], worksheet: Path, out: Path) -> None:
         print(f"worksheet rows without a result ({len(report.unmatched_rows)}), left as they were:")
         for row in report.unmatched_rows:
             print(f"  {row}")
+    if ungraded:
+        print(f"not graded automatically, their rows left as they were ({len(ungraded)}):")
+        for e in ungraded:
+            print(f"  {e.submission.participant_id or e.submission.id} ({e.submission.display_name}): {e.result.error}")
     if report.unmatched_grades:
         print(f"results without a worksheet row ({len(report.unmatched_grades)}): {', '.join(report.unmatched_grades)}")
     if report.over_maximum:

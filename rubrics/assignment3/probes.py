@@ -13,6 +13,9 @@ import sys
 CELL_SUBTASKS = globals().get("CELL_SUBTASKS", {})  # set by the grader before this source runs
 
 
+_LOADED = {}
+
+
 def _get(ns, name):
     if name not in ns:
         raise NameError(f"name '{name}' is not defined")
@@ -222,10 +225,16 @@ def _head_tree(model):
 
 
 def custom_head_real(ns, inputs):
+    import torch
     from transformers import DistilBertConfig
 
     cls = _get(ns, "CustomMultipleChoice")
-    return _head_tree(cls(DistilBertConfig()))
+    try:  # shapes only: build on the meta device, no memory or init time for 66M parameters
+        with torch.device("meta"):
+            model = cls(DistilBertConfig())
+    except Exception:
+        model = cls(DistilBertConfig())
+    return _head_tree(model)
 
 
 def custom_head_dropout(ns, inputs):
@@ -490,12 +499,17 @@ def _answers(ns, examples):
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     fn = _get(ns, "get_answer")
-    tok = AutoTokenizer.from_pretrained("mrm8488/t5-base-finetuned-squadv2")
-    model = AutoModelForSeq2SeqLM.from_pretrained("mrm8488/t5-base-finetuned-squadv2")
+    if "qa" not in _LOADED:  # one load for the public and the hidden examples
+        _LOADED["qa"] = (AutoTokenizer.from_pretrained("mrm8488/t5-base-finetuned-squadv2"),
+                         AutoModelForSeq2SeqLM.from_pretrained("mrm8488/t5-base-finetuned-squadv2"))
+    tok, model = _LOADED["qa"]
+    for hook in list(model.get_encoder()._forward_pre_hooks):
+        model.get_encoder()._forward_pre_hooks.pop(hook)
     model.eval()
     seen = []
     calls = []
     model.get_encoder().register_forward_pre_hook(lambda m, args, kwargs: seen.append(kwargs.get("input_ids") if kwargs.get("input_ids") is not None else (args[0] if args else None)), with_kwargs=True)
+    model.__dict__.pop("generate", None)  # the class's generate, not a wrapper left by an earlier call
     original_generate = model.generate
 
     def generate(*args, **kwargs):

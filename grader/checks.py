@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from grader.probe import ProbeCall, ProbeOutcome
-from grader.results import CheckResult
+from grader.results import CheckResult, CheckStatus
 from grader.rubric import CheckSpec
 
 
@@ -107,7 +107,7 @@ def run_check(spec: CheckSpec, fn: CheckFn | None, ctx: CheckContext) -> CheckRe
                            "the grader could not run this check", f"check returned {verdict!r}, expected a Verdict")
     frac = float(min(1.0, max(0.0, verdict.fraction)))
     points = round(spec.points * frac, 4)
-    status = "passed" if frac >= 1.0 else "failed"
+    status: CheckStatus = "passed" if frac >= 1.0 else "failed"
     return CheckResult(spec.id, spec.subtask, status, points, spec.points, spec.hidden, verdict.message or ("ok" if status == "passed" else ""))
 
 

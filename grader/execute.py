@@ -90,8 +90,8 @@ class _Client(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
     async def _interrupt(self) -> None:
-        assert self.km is not None
-        await self.km.interrupt_kernel()
+        km: Any = self.km
+        await km.interrupt_kernel()
 
 
 def _last_error(cell: NotebookNode) -> str:
@@ -119,7 +119,7 @@ def _kernel_env(config: ExecConfig, workdir: Path) -> dict[str, str]:
     return env
 
 
-async def _make_km(config: ExecConfig, workdir: Path, env: dict[str, str]) -> tuple[Any, dict[str, bool], tuple[str, ...]]:
+async def _make_km(config: ExecConfig, workdir: Path, env: dict[str, str]) -> tuple[Any, dict[str, bool], tuple[str, ...]]:  # km: AsyncKernelManager
     if config.sandbox is not None:
         from grader.sandbox import make_kernel_manager
 
@@ -127,8 +127,8 @@ async def _make_km(config: ExecConfig, workdir: Path, env: dict[str, str]) -> tu
         return km, dict(report.layers), tuple(report.missing)
     from jupyter_client.manager import AsyncKernelManager
 
-    km = AsyncKernelManager(kernel_name=config.kernel_name)
-    return km, {}, ("the sandbox was off (plain kernel)",)
+    plain: Any = AsyncKernelManager(kernel_name=config.kernel_name)
+    return plain, {}, ("the sandbox was off (plain kernel)",)
 
 
 def _exit_code(km: Any) -> int | None:
@@ -261,6 +261,7 @@ async def execute_notebook(
             await _stop(km, client, sandboxed=config.sandbox is not None)
         if died_at is None:
             break
+        status: KernelStatus
         if hung_at is not None:
             status, message = "timeout", f"cell {hung_at + 1} ran past its time limit and could not be interrupted"
         else:
@@ -317,7 +318,9 @@ async def _stop(km: Any, client: _Client, sandboxed: bool) -> None:
 
 async def _run_hidden(client: _Client, source: str, timeout: float) -> tuple[str, str]:
     """Run grader code in the kernel without touching the notebook; (error line, stdout)."""
-    assert client.kc is not None and client.km is not None
+    kc: Any = client.kc
+    km: Any = client.km
+    assert kc is not None and km is not None
     stdout: list[str] = []
     error: list[str] = []
 
@@ -329,12 +332,12 @@ async def _run_hidden(client: _Client, source: str, timeout: float) -> tuple[str
             error.append(f"{msg['content'].get('ename')}: {msg['content'].get('evalue')}"[:500])
 
     try:
-        await client.kc.execute_interactive(source, store_history=False, allow_stdin=False, timeout=timeout, output_hook=hook)
+        await kc.execute_interactive(source, store_history=False, allow_stdin=False, timeout=timeout, output_hook=hook)
     except TimeoutError:
         with contextlib.suppress(Exception):
-            await client.km.interrupt_kernel()
+            await km.interrupt_kernel()
         return f"timed out after {timeout:.0f} s", "".join(stdout)
-    if not await client.kc.is_alive():
+    if not await kc.is_alive():
         raise DeadKernelError("Kernel died")
     return (error[0] if error else ""), "".join(stdout)
 

@@ -76,7 +76,7 @@ def _execution_count() -> int | None:
         return None
 
 
-def _patch_training_args_class(cls: type) -> None:
+def _patch_training_args_class(cls: Any) -> None:
     if cls.__dict__.get("_grader_patched", False):
         return
     original = cls.__init__
@@ -105,8 +105,8 @@ def _patch_training_args_class(cls: type) -> None:
         original(self, *args, **kwargs)
         CREATED.append(("args", _execution_count(), self))
 
-    cls.__init__ = __init__  # type: ignore[method-assign]
-    cls._grader_patched = True  # type: ignore[attr-defined]
+    cls.__init__ = __init__
+    cls._grader_patched = True
 
 
 def _make_step_cap() -> Any:
@@ -114,7 +114,7 @@ def _make_step_cap() -> Any:
 
     cap = _max_steps()
 
-    class GraderStepCap(TrainerCallback):  # type: ignore[misc]
+    class GraderStepCap(TrainerCallback):
         """Stops training after a few optimizer steps; the arguments stay as the student wrote them."""
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
@@ -127,7 +127,7 @@ def _make_step_cap() -> Any:
     return GraderStepCap()
 
 
-def _patch_trainer_class(cls: type) -> None:
+def _patch_trainer_class(cls: Any) -> None:
     if cls.__dict__.get("_grader_patched", False):
         return
     original = cls.__init__
@@ -154,7 +154,7 @@ def _patch_trainer_class(cls: type) -> None:
         except Exception:  # a broken Trainer subclass: let the student's own code fail as it would
             pass
 
-    cls.__init__ = __init__  # type: ignore[method-assign]
+    cls.__init__ = __init__
 
     original_train = cls.train
 
@@ -181,8 +181,8 @@ def _patch_trainer_class(cls: type) -> None:
                 except Exception:
                     pass
 
-    cls.train = train  # type: ignore[method-assign]
-    cls._grader_patched = True  # type: ignore[attr-defined]
+    cls.train = train
+    cls._grader_patched = True
 
 
 def _max_batch() -> int:
@@ -201,7 +201,7 @@ def _pad_kwargs(kwargs: dict[str, Any], api: str) -> dict[str, Any]:
     return kwargs
 
 
-def _patch_tokenizer_base(cls: type) -> None:
+def _patch_tokenizer_base(cls: Any) -> None:
     if cls.__dict__.get("_grader_patched", False):
         return
     original_call = cls.__call__
@@ -210,7 +210,7 @@ def _patch_tokenizer_base(cls: type) -> None:
     def __call__(self: Any, *args: Any, **kwargs: Any) -> Any:
         return original_call(self, *args, **_pad_kwargs(kwargs, "tokenizer"))
 
-    cls.__call__ = __call__  # type: ignore[method-assign]
+    cls.__call__ = __call__
 
     if not hasattr(cls, "batch_encode_plus"):
 
@@ -222,7 +222,7 @@ def _patch_tokenizer_base(cls: type) -> None:
                 return self(first, second, *args, **_pad_kwargs(kwargs, "batch_encode_plus"))
             return self(list(batch_text_or_text_pairs), *args, **_pad_kwargs(kwargs, "batch_encode_plus"))
 
-        cls.batch_encode_plus = batch_encode_plus  # type: ignore[attr-defined]
+        cls.batch_encode_plus = batch_encode_plus
 
     if not hasattr(cls, "encode_plus"):
 
@@ -230,7 +230,7 @@ def _patch_tokenizer_base(cls: type) -> None:
             note("tokenizer.encode_plus", "`encode_plus` was removed in transformers 5; the grader called the tokenizer instead.")
             return self(text, text_pair, *args, **_pad_kwargs(kwargs, "encode_plus"))
 
-        cls.encode_plus = encode_plus  # type: ignore[attr-defined]
+        cls.encode_plus = encode_plus
 
     original_encode = cls.encode
 
@@ -238,14 +238,14 @@ def _patch_tokenizer_base(cls: type) -> None:
     def encode(self: Any, *args: Any, **kwargs: Any) -> Any:
         return original_encode(self, *args, **_pad_kwargs(kwargs, "tokenizer.encode"))
 
-    cls.encode = encode  # type: ignore[method-assign]
-    cls._grader_patched = True  # type: ignore[attr-defined]
+    cls.encode = encode
+    cls._grader_patched = True
 
 
 def _patch_transformers_top(module: Any) -> None:
     import torch as _torch
 
-    class AdamW(_torch.optim.AdamW):  # type: ignore[misc]
+    class AdamW(_torch.optim.AdamW):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.pop("correct_bias", None)
             kwargs.pop("no_deprecation_warning", None)

@@ -76,10 +76,11 @@ def load_notebook(path: Path) -> LoadedNotebook | BadInput:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        what = "is truncated (the JSON ends early)" if exc.pos >= len(text.rstrip()) - 1 else "is not valid JSON"
-        return BadInput(path, f"the file {what}: {exc.msg} at line {exc.lineno}, column {exc.colno}")
+        return BadInput(path, f"the file {_json_problem(text, exc)}: {exc.msg} at line {exc.lineno}, column {exc.colno}")
     except RecursionError:
         return BadInput(path, "the file is not a usable notebook: its JSON is nested too deeply")
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        return BadInput(path, f"the file is not a usable notebook: {exc}")
     if not isinstance(data, dict):
         return BadInput(path, f"the file is JSON but not a notebook (top level is a {type(data).__name__}, expected an object)")
     if path.suffix.lower() != ".ipynb":
@@ -88,6 +89,16 @@ def load_notebook(path: Path) -> LoadedNotebook | BadInput:
     if isinstance(nb_or_error, str):
         return BadInput(path, nb_or_error)
     return LoadedNotebook(path=path, nb=nb_or_error, repairs=tuple(repairs), sha256=digest)
+
+
+def _json_problem(text: str, exc: json.JSONDecodeError) -> str:
+    """'truncated' when the text stops before its JSON is complete (a cut download), else 'not JSON'."""
+    body = text.rstrip()
+    opened = body.count("{") + body.count("[")
+    closed = body.count("}") + body.count("]")
+    if exc.pos >= len(body) - 1 or exc.msg.startswith("Unterminated string") or (body.lstrip().startswith("{") and opened > closed):
+        return "is truncated (the JSON ends before the notebook does)"
+    return "is not valid JSON"
 
 
 def _as_text(value: Any) -> str | None:
@@ -115,6 +126,8 @@ def _to_v4(data: dict[str, Any], repairs: list[str]) -> NotebookNode | str:
     if major is None:
         repairs.append("the notebook had no 'nbformat' version; it was read as nbformat 4")
 
+    minor = data.get("nbformat_minor")
+    ids_required = major == 4 and isinstance(minor, int) and minor >= 5  # nbformat 4.5 made cell ids required
     nb = new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     seen_ids: set[str] = set()
@@ -135,7 +148,9 @@ def _to_v4(data: dict[str, Any], repairs: list[str]) -> NotebookNode | str:
         elif kind == "raw":
             new = new_raw_cell(source)
         elif kind == "heading":  # nbformat 3 leftovers
-            new = new_markdown_cell("#" * int(cell.get("level", 1) or 1) + " " + source)
+            level = cell.get("level", 1)
+            level = level if isinstance(level, int) and 1 <= level <= 6 else 1
+            new = new_markdown_cell("#" * level + " " + source)
         else:
             dropped += 1
             continue
@@ -143,7 +158,7 @@ def _to_v4(data: dict[str, Any], repairs: list[str]) -> NotebookNode | str:
         if isinstance(cell_id, str) and re.fullmatch(r"[a-zA-Z0-9-_]{1,64}", cell_id) and cell_id not in seen_ids:
             new["id"] = cell_id
         else:
-            if cell_id is not None:
+            if cell_id is not None or ids_required:
                 renamed_ids += 1
             new["id"] = f"cell-{i}"
             while new["id"] in seen_ids:

@@ -167,6 +167,12 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
     root = store_root()
     check_store(root)
     limits = rubric.limits
+    work_root = options.work_root or Path(tempfile.gettempdir())
+    work_root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix="grader-work-", dir=work_root))
+    # what the libraries write at run time (datasets' lock files, metric caches) goes to a scratch
+    # folder inside the kernel's private working folder, so the store itself stays read-only
+    scratch = prepare_scratch(root, workdir / ".hf-scratch")
     policy = None
     if options.sandbox:
         from grader.sandbox import SandboxPolicy
@@ -176,7 +182,7 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
             memory_bytes=int(memory * 2**30),
             cpu_seconds=int(limits.cpu_seconds),
             max_processes=limits.max_processes,
-            hide_paths=_hideable((*_private_paths(rubric), loaded.path.resolve().parent, *options.hide_paths), root),
+            hide_paths=_hideable((*_private_paths(rubric), loaded.path.resolve().parent, *options.hide_paths), (root, workdir)),
         )
     config = ExecConfig(
         cell_timeout=options.cell_timeout or limits.cell_timeout,
@@ -184,15 +190,9 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
         max_train_steps=options.max_train_steps or limits.max_train_steps,
         torch_threads=options.torch_threads or (os.cpu_count() or 1),
         max_output_bytes=int(limits.max_output_mib * 2**20),
+        env={**store_env(root, scratch), **options.env_overrides},
         sandbox=policy,
     )
-    work_root = options.work_root or Path(tempfile.gettempdir())
-    work_root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="grader-work-", dir=work_root))
-    # what the libraries write at run time (datasets' lock files, metric caches) goes to a scratch
-    # folder inside the kernel's private working folder, so the store itself stays read-only
-    scratch = prepare_scratch(root, workdir / ".hf-scratch")
-    config = replace(config, env={**store_env(root, scratch), **options.env_overrides})
     try:
         return run_execution(nb, workdir, config, request, [s.subtask for s in sections])
     finally:
@@ -200,10 +200,11 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _hideable(paths: tuple[Path, ...], store: Path) -> tuple[Path, ...]:
+def _hideable(paths: tuple[Path, ...], needed_too: tuple[Path, ...] = ()) -> tuple[Path, ...]:
     """The paths to hide, outermost only, and never one the kernel needs (the grader package, the
-    Python installation, the store): hiding a folder that holds them would break every kernel."""
-    needed = [REPO_ROOT / "grader", Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), store.resolve()]
+    Python installation, the store, its working folder): hiding a folder that holds them would
+    break every kernel."""
+    needed = [REPO_ROOT / "grader", Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), *(p.resolve() for p in needed_too)]
     keep: list[Path] = []
     for p in sorted({p.resolve() for p in paths if p.exists()}, key=lambda q: len(q.parts)):
         if any(n == p or p in n.parents for n in needed):

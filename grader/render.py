@@ -86,5 +86,5 @@ def render(result: GradeResult, out_dir: Path, titles: dict[str, str], title: st
 
 def _write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8", errors="replace")
     tmp.replace(path)

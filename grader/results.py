@@ -142,7 +142,9 @@ def write_json_atomic(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        # errors="replace": a lone surrogate (a non-UTF-8 file name from a student's zip) must not
+        # cost the result; it is written as U+FFFD
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
             json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
             fh.write("\n")
             fh.flush()

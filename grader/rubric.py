@@ -204,7 +204,8 @@ def validate(rubric: Rubric, path: Path) -> None:
     if len(set(ids)) != len(ids):
         raise RubricError(f"{path}: duplicated subtask ids")
     seen: set[str] = set()
-    for item in (*rubric.checks, *rubric.manual):
+    items: list[CheckSpec | ManualSpec] = [*rubric.checks, *rubric.manual]
+    for item in items:
         if item.id in seen:
             raise RubricError(f"{path}: duplicated check/manual id '{item.id}'")
         seen.add(item.id)

@@ -62,7 +62,8 @@ def _user_namespace() -> dict[str, Any]:
 
         shell = get_ipython()
         if shell is not None:
-            return shell.user_ns  # type: ignore[no-any-return]
+            ns: dict[str, Any] = shell.user_ns
+            return ns
     except ImportError:
         pass
     return vars(sys.modules["__main__"])

@@ -314,12 +314,6 @@ def private_reads(text: str, world: World) -> list[str]:
 
 # Grader bugs these samples found, each pinned by a strict xfail: remove the entry once it is fixed.
 KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("deadline", "infinite-loop-ignores-sigint"): (
-        "execute.py: a cell that ignores SIGINT is not detected (nbclient's error_on_timeout reply adds no "
-        "error output, so the cell is 'ok'); every later cell then waits its timeout and the probes wait "
-        "probe_timeout past the deadline"),
-    ("cause", "infinite-loop-ignores-sigint"): "execute.py: the un-interruptible cell is recorded as 'ok'",
-    ("subtasks", "infinite-loop-ignores-sigint"): "execute.py: the busy kernel is never restarted, so nothing after the cell is graded",
     ("deadline", "fork-bomb"): (
         "execute.py: with RLIMIT_NPROC used up, ipykernel sends a half-written message; Session.deserialize "
         "raises ValueError('Invalid Signature') out of _run_hidden and the submission ends as a grader error"),

@@ -8,9 +8,10 @@ from pathlib import Path
 
 from grader.cli import EXIT_OK, UsageError
 from grader.commands.grade import add_grading_options, options_from, prepare
+from grader.results import GradeResult
 
 
-def format_terminal(result, titles: dict[str, str]) -> str:  # type: ignore[no-untyped-def]
+def format_terminal(result: GradeResult, titles: dict[str, str]) -> str:
     lines = []
     if result.status == "error":
         return f"Could not grade {result.submission}: {result.error}"

@@ -21,6 +21,8 @@ import nbformat
 from nbformat import NotebookNode
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_cell
 
+from grader.team import team_from_text
+
 MAX_NOTEBOOK_BYTES = 64 * 2**20
 
 
@@ -187,10 +189,6 @@ _TASK = re.compile(r"^\s*#{1,6}\s.*?\bTask\s*(\d+)", re.IGNORECASE)
 _SUBTASK = re.compile(r"^\s*#{1,6}\s.*?\bSubtask\s*(\d+)", re.IGNORECASE)
 _COMMENTS = re.compile(r"Comments\\?\s*(\d+)\.(\d+)")
 _ANSWER = re.compile(r"^\s*\**\s*Answer\s*:?\s*\**\s*:?", re.IGNORECASE)
-_TEAM = re.compile(
-    r"^\s*[*_#>\- ]*(?:team(?:\s+members)?|group(?:\s+members)?|members|names?|authors?|students?)\s*[*_]*\s*:\s*[*_]*\s*(.+)$",
-    re.IGNORECASE | re.MULTILINE,
-)
 _TEMPLATE_COMMENT = "cross-feedback comment section"
 
 
@@ -238,8 +236,8 @@ def outline(nb: NotebookNode) -> Outline:
                 in_answer = labelled and not body
                 if body and body != "Enter your answer here":
                     answers.setdefault(subtask, []).append(body)
-            if not team and (m := _TEAM.search(src)):
-                team = _split_names(m.group(1))
+            if not team:
+                team = list(team_from_text(src))
         elif cell.cell_type == "code":
             in_answer = False
         sections.append(Section(task, subtask))
@@ -259,12 +257,6 @@ def _strip_comment_markup(src: str) -> str:
             continue
         keep.append(line)
     return "\n".join(keep).strip()
-
-
-def _split_names(text: str) -> list[str]:
-    text = re.sub(r"[*_`]", "", text)
-    parts = re.split(r"\s*(?:,|;|\band\b|&|\|)\s*", text)
-    return [p.strip() for p in parts if p.strip() and len(p.strip()) < 80]
 
 
 # --- normalization for execution ----------------------------------------------------------------

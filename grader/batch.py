@@ -184,10 +184,10 @@ def rerender_reports(result: GradeResult, folder: Path) -> str | None:
     if not (folder / "report.html").exists():
         return "no report.html to update"
     try:
-        from grader.render import render
+        from grader.render import render_reports
 
         rubric = _rubric_for(result.assignment)
-        render(result, folder, {s.id: s.title for s in rubric.subtasks}, rubric.title, rubric.template_dir())
+        render_reports(result, folder, rubric)
     except Exception as exc:  # the result.json is right; say why the report is not
         return f"{type(exc).__name__}: {exc}"
     return None

@@ -27,7 +27,7 @@ from grader.execute import ExecConfig, Execution
 from grader.execute import run as run_execution
 from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize, outline
 from grader.probe import ProbeRequest
-from grader.render import render
+from grader.render import render_reports
 from grader.results import CheckResult, GradeResult, ManualItem, Note, write_result
 from grader.rubric import Rubric, load_rubric
 from grader.score import score
@@ -93,7 +93,7 @@ def _write(result: GradeResult, out_dir: Path, rubric: Rubric, options: GradeOpt
     if options.render_reports:
         t0 = time.perf_counter()
         try:
-            render(result, out_dir, {s.id: s.title for s in rubric.subtasks}, rubric.title, rubric.template_dir())
+            render_reports(result, out_dir, rubric)
         except Exception as exc:  # noqa: BLE001 - the JSON result matters more than the report
             log.error("rendering the report of %s failed: %s", result.submission, exc)
             out_dir.mkdir(parents=True, exist_ok=True)

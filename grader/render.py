@@ -13,6 +13,7 @@ from pathlib import Path
 import jinja2
 
 from grader.results import CheckResult, GradeResult
+from grader.rubric import Rubric
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -62,7 +63,14 @@ def views(result: GradeResult, titles: dict[str, str]) -> list[SubtaskView]:
     return out
 
 
-def render(result: GradeResult, out_dir: Path, titles: dict[str, str], title: str, template_dir: Path | None = None) -> tuple[Path, Path]:
+def render_reports(result: GradeResult, out_dir: Path, rubric: Rubric) -> tuple[Path, Path]:
+    """Write report.html and report.md for a student, with the rubric's titles and templates."""
+    return render(result, out_dir, {s.id: s.title for s in rubric.subtasks}, rubric.title, rubric.template_dir(),
+                  {c.id: c.title for c in rubric.checks})
+
+
+def render(result: GradeResult, out_dir: Path, titles: dict[str, str], title: str, template_dir: Path | None = None,
+           check_titles: dict[str, str] | None = None) -> tuple[Path, Path]:
     """Write report.html and report.md for a student; returns their paths."""
     env = _env(template_dir)
     student = result  # hidden checks are summarised by the templates, never listed
@@ -75,6 +83,7 @@ def render(result: GradeResult, out_dir: Path, titles: dict[str, str], title: st
         "drift": [n for n in student.notes if n.kind == "drift"],
         "other_notes": [n for n in student.notes if n.kind != "drift"],
         "total_max": round(student.auto_max + student.manual_max, 4),
+        "check_titles": check_titles or {},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     html = out_dir / "report.html"

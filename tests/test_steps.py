@@ -19,6 +19,7 @@ from grader.rubric import RUBRICS_DIR, CheckSpec, RubricError, load_rubric
 from grader.score import score
 
 RUBRIC = load_rubric()
+REPO = Path(__file__).resolve().parent.parent
 
 
 # --- rubric ---------------------------------------------------------------------------------------
@@ -190,3 +191,32 @@ def test_result_json_round_trips(tmp_path: Path) -> None:
     r = replace(_result(), notes=())
     assert result_from_json(json.loads(json.dumps(r.to_json()))) == r
     assert r.student_view().checks == (r.checks[0],) and r.student_view().manual[0].reference == ""
+
+
+# --- the per-submission error boundary ------------------------------------------------------------
+
+
+def test_a_grader_failure_is_its_own_status_never_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import grader.pipeline as pipeline
+
+    def explode(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the harness broke")
+
+    monkeypatch.setattr(pipeline, "_execute", explode)
+    r = pipeline.grade_submission(REPO / "submissions" / "full-marks__solution.ipynb", tmp_path, pipeline.GradeOptions())
+    assert (r.status, r.error_kind, r.auto_points) == ("error", "grader", 0.0)
+    assert "the harness broke" in r.error and r.auto_max == 21
+    on_disk = json.loads((tmp_path / "result.json").read_text())
+    assert on_disk["status"] == "error" and on_disk["schema_version"] == 1
+    assert "RuntimeError" in (tmp_path / "grader.log").read_text()
+    assert "could not be graded" in (tmp_path / "report.html").read_text()
+
+
+def test_a_bad_file_is_bad_input_named_in_the_result(tmp_path: Path) -> None:
+    import grader.pipeline as pipeline
+
+    bad = tmp_path / "student.ipynb"
+    bad.write_text('{"cells": [')
+    r = pipeline.grade_submission(bad, tmp_path / "out", pipeline.GradeOptions())
+    assert (r.status, r.error_kind) == ("error", "bad_input")
+    assert r.error.startswith("student.ipynb: the file is truncated")

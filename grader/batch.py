@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from grader.gradebook import Entry, Gradebook, SubmissionRecord, apply_manual, manual_scored, subtask_order
-from grader.moodle import Submission, read_team, write_text_atomic
-from grader.results import GradeResult, Note, result_from_json, write_result
+from grader.moodle import Submission, read_team
+from grader.results import GradeResult, Note, result_from_json, write_result, write_text_atomic
 
 GradeFn = Callable[[Path, Path], GradeResult]
 

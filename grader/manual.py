@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from grader.gradebook import Entry, Gradebook, ManualScore
-from grader.moodle import write_text_atomic
+from grader.results import write_text_atomic
 
 COLUMNS = ("submission", "name", "item", "subtask", "max_points", "points", "comment", "prompt", "answer", "reference", "hints")
 

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from grader.results import write_text_atomic
 from grader.team import team_from_text
 
 # A path component that Moodle made: name, participant id, plugin subtype and type, and (flat
@@ -458,27 +459,6 @@ def _php_csv_line(cells: Iterable[str], delimiter: str) -> str:
         else:
             out.append(cell)
     return delimiter.join(out)
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write text so that a reader (or a run killed mid-write) never sees half a file.
-
-    (The text twin of ``grader.results.write_json_atomic``; it could move there.)
-    """
-    import os
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def feedback_html(lines: Sequence[str]) -> str:

@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from grader.batch import status_word
 from grader.gradebook import Entry, Gradebook, manual_scored, subtask_order
-from grader.moodle import write_text_atomic
+from grader.results import write_text_atomic
 
 TEMPLATES = Path(__file__).parent / "templates"
 

@@ -137,22 +137,26 @@ def result_from_json(data: dict[str, Any]) -> GradeResult:
     return GradeResult(**d)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader (or a batch killed mid-write) never sees half a file."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text so that a reader (or a batch killed mid-write) never sees half a file: a temp file
+    beside it, fsync, rename. Line endings are written as given (a Moodle CSV keeps its CRLF).
+    errors="replace": a lone surrogate (a non-UTF-8 file name from a student's zip) must not cost
+    the file; it is written as U+FFFD."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        # errors="replace": a lone surrogate (a non-UTF-8 file name from a student's zip) must not
-        # cost the result; it is written as U+FFFD
-        with os.fdopen(fd, "w", encoding="utf-8", errors="replace") as fh:
-            json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
-            fh.write("\n")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="replace", newline="") as fh:
+            fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_result(out_dir: Path, result: GradeResult) -> Path:

@@ -22,6 +22,7 @@ from transformers import DistilBertModel, DistilBertPreTrainedModel, PretrainedC
 from transformers.tokenization_utils_base import PaddingStrategy, PreTrainedTokenizerBase
 
 from reference import compat
+from reference.util import Laps, subset
 
 if TYPE_CHECKING:
     from reference.run import Profile
@@ -393,9 +394,6 @@ def saved_model_facts(directory):
 # --- the whole task, for the runner ---------------------------------------------------------------
 
 
-def _subset(ds, rows):
-    return ds if rows is None else ds.select(range(min(rows, len(ds))))
-
 
 def _train(trainer, profile: "Profile") -> dict[str, Any]:
     if torch.cuda.is_available():
@@ -422,20 +420,15 @@ def run_task(profile: "Profile") -> dict[str, Any]:
     from torch.utils.data import DataLoader
     from transformers import AutoModelForMultipleChoice, set_seed
 
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        timings[name] = round(now - t, 3)
-        t = now
+    laps = Laps()
+    lap = laps.lap
+    timings = laps.timings
 
     work = Path(profile.work_dir)
     datasets = load_datasets()
     datasets = type(datasets)({
-        "train": _subset(datasets["train"], profile.train_rows),
-        "validation": _subset(datasets["validation"], profile.eval_rows),
+        "train": subset(datasets["train"], profile.train_rows),
+        "validation": subset(datasets["validation"], profile.eval_rows),
     })
     buffer = io.StringIO()
     with redirect_stdout(buffer):

@@ -15,6 +15,7 @@ import torch
 from transformers.tokenization_utils_base import PaddingStrategy, PreTrainedTokenizerBase
 
 from reference import compat
+from reference.util import Laps, subset
 
 if TYPE_CHECKING:
     from reference.run import Profile
@@ -192,27 +193,19 @@ def load_qa_model():
 # --- the whole task, for the runner ---------------------------------------------------------------
 
 
-def _subset(ds, rows):
-    return ds if rows is None else ds.select(range(min(rows, len(ds))))
-
 
 def run_task(profile: "Profile") -> dict[str, Any]:
     from transformers import set_seed
 
-    timings: dict[str, float] = {}
-    t = time.perf_counter()
-
-    def lap(name: str) -> None:
-        nonlocal t
-        now = time.perf_counter()
-        timings[name] = round(now - t, 3)
-        t = now
+    laps = Laps()
+    lap = laps.lap
+    timings = laps.timings
 
     work = Path(profile.work_dir)
     squad = load_squad()
     squad = type(squad)({
-        "train": _subset(squad["train"], profile.squad_train_rows),
-        "validation": _subset(squad["validation"], profile.squad_eval_rows),
+        "train": subset(squad["train"], profile.squad_train_rows),
+        "validation": subset(squad["validation"], profile.squad_eval_rows),
     })
     tokenizer = load_t5_tokenizer()
     encoded = encode_squad(squad, tokenizer, num_proc=profile.num_proc)

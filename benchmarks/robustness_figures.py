@@ -62,8 +62,12 @@ def hostile() -> None:
             if not th.cause_named(case, result)[0]:
                 failed.append("cause")
             text = th.snooped(run)
-            if world.token in text or th.private_reads(text, world) or any(line in text for line in th.secret_lines_of_checks()):
-                failed.append("hidden files read")
+            if world.token in text:
+                failed.append("canary read")
+            if th.private_reads(text, world):
+                failed.append("hidden folder read")
+            if any(line in text for line in th.secret_lines_of_checks()):
+                failed.append("checks.py recovered")
             if world.secret in text:
                 failed.append("grader env seen")
             if run["strays"]:
@@ -220,6 +224,7 @@ def _grade_solution(sandbox: bool, out: str) -> float:
 def overhead(runs: int) -> None:
     walls: dict[bool, list[float]] = {False: [], True: []}
     with tempfile.TemporaryDirectory(prefix="robustness-overhead-") as tmp, ProcessPoolExecutor(1) as pool:
+        pool.submit(_grade_solution, False, f"{tmp}/warm-up").result()  # page cache, imports: not counted
         for i in range(runs):
             for sandbox in (False, True):  # interleaved, one at a time, each in a fresh-ish process
                 walls[sandbox].append(pool.submit(_grade_solution, sandbox, f"{tmp}/{i}-{sandbox}").result())

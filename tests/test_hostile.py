@@ -270,7 +270,8 @@ def cause_named(case: str, result: dict[str, Any]) -> tuple[bool, str]:
         "infinite-loop-ignores-sigint": cell["status"] == "timeout",
         "memory-bomb": result["kernel_status"] == "memory" and "MemoryError" in cell["error"],
         "fork-bomb": cell["status"] == "error" and ("BlockingIOError" in cell["error"] or "Resource temporarily unavailable" in cell["error"]),
-        "print-200mb": result["kernel_status"] == "output_limit" and "printed more than" in cell["error"],
+        # the kernel status may name a knock-on ("deadline") instead: the cell's own outcome is enough
+        "print-200mb": cell["status"] == "error" and "printed more than" in cell["error"],
         "sigkill-self": result["kernel_status"] == "died" and "SIGKILL" in cell["error"],
         # these run to the end; what they could not do is checked by their own tests
         "snoop-files": cell["status"] == "ok",
@@ -321,7 +322,8 @@ KNOWN_BUGS: dict[tuple[str, str], str] = {
     ("subtasks", "fork-bomb"): "execute.py: the grader error scores every subtask 0",
     ("subtasks", "print-200mb"): (
         "execute.py _Client.output: once the output cap is spent, the first output of every later cell "
-        "interrupts the kernel, so later cells (3.1, 3.2) are cut short and lose points"),
+        "interrupts the kernel, so later cells are cut short (3.1 and 3.2 lose 0.5 each; in some runs cells "
+        "then time out until the deadline and 3.1-3.3 lose 6.5)"),
     ("checks-hidden", "snoop-files"): (
         "pipeline.py _private_paths hides rubrics/ and reference/ but not the repository's .git: "
         "`git show HEAD:rubrics/assignment3/checks.py` works inside the kernel"),

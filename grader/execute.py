@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,16 +77,18 @@ class _Client(NotebookClient):
         self.truncated_cells: set[int] = set()
 
     def output(self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int) -> NotebookNode | None:
+        if msg.get("msg_type") == "error":  # small, and how a cell's failure is known: always kept
+            return super().output(outs, msg, display_id, cell_index)
         size = len(json.dumps(msg.get("content", {}), default=str))
         self._spent += size
         if self._spent > self._budget:
-            if not self.output_truncated or cell_index not in self.truncated_cells:
+            if not self.output_truncated:  # only the cell that crossed the cap is interrupted
+                self.output_truncated = True
                 self.truncated_cells.add(cell_index)
                 if self.km is not None:
                     with contextlib.suppress(Exception):
                         asyncio.ensure_future(self._interrupt())
-            self.output_truncated = True
-            return None
+            return None  # later output is dropped, later cells run as usual
         return super().output(outs, msg, display_id, cell_index)
 
     async def _interrupt(self) -> None:
@@ -101,8 +103,16 @@ def _last_error(cell: NotebookNode) -> str:
     return ""
 
 
+# What of the grader's own environment a kernel may see: nothing else (cloud credentials, tokens
+# and the like stay outside). The sandbox applies its own, narrower list on top.
+_INHERITED = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
+_INHERITED_PREFIXES = ("LC_", "OPENBLAS_", "NVIDIA_")
+
+
 def _kernel_env(config: ExecConfig, workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("GRADER_SECRET", "JPY_"))}
+    env = {k: v for k, v in os.environ.items() if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
+    if config.sandbox is None and "HOME" in os.environ:
+        env["HOME"] = os.environ["HOME"]
     env.update(config.env)
     env["GRADER_MAX_TRAIN_STEPS"] = str(config.max_train_steps)
     if config.torch_threads:
@@ -193,6 +203,7 @@ async def execute_notebook(
         )
         died_at: int | None = None
         hung_at: int | None = None
+        faulted_at: int | None = None
         t0 = time.monotonic()
         try:
             async with client.async_setup_kernel(cwd=str(workdir), env=env):
@@ -217,7 +228,20 @@ async def execute_notebook(
                         outcomes[i] = CellOutcome(i, "timeout", sub(i), "the cell timed out and could not be interrupted", time.monotonic() - c0)
                         died_at = i
                         break
+                    except Exception as exc:  # noqa: BLE001 - a garbled or missing kernel message
+                        outcomes[i] = CellOutcome(i, "error", sub(i), f"the kernel stopped answering properly ({type(exc).__name__}); it was restarted without this cell", time.monotonic() - c0)
+                        faulted_at = died_at = i
+                        break
                     secs = time.monotonic() - c0
+                    crowd = _task_count(client, config)
+                    if crowd is not None:
+                        outcomes[i] = CellOutcome(i, "error", sub(i), f"the cell left {crowd} processes and threads running (limit {config.sandbox.max_processes}); the kernel was restarted without it", secs)
+                        faulted_at = died_at = i
+                        break
+                    if _last_error(cell).startswith("MemoryError"):
+                        # IPython keeps the failed cell's traceback, and with it what filled the memory
+                        with contextlib.suppress(Exception):
+                            await _run_hidden(client, _FREE_MEMORY, 30)
                     err = _last_error(cell)
                     if i in outcomes and restarts:
                         continue  # keep the outcome of the first run of this cell
@@ -248,7 +272,9 @@ async def execute_notebook(
                         p0 = time.monotonic()
                         counts = {int(c["execution_count"]): sub(i) for i, c in enumerate(nb.cells)
                                   if c.cell_type == "code" and c.get("execution_count") and sub(i)}
-                        probe_outcome = await _run_probe(client, probe, workdir, counts)
+                        # the probes may outlast the notebook's deadline, but not by more than a minute
+                        bounded = replace(probe, timeout=min(probe.timeout, max(60.0, deadline - time.monotonic() + 60.0)))
+                        probe_outcome = await _run_probe(client, bounded, workdir, counts)
                         timings["probe"] += time.monotonic() - p0
         except DeadKernelError:
             died_at = died_at if died_at is not None else -1
@@ -264,11 +290,13 @@ async def execute_notebook(
         status: KernelStatus
         if hung_at is not None:
             status, message = "timeout", f"cell {hung_at + 1} ran past its time limit and could not be interrupted"
+        elif faulted_at is not None:
+            status, message = "died", outcomes[faulted_at].error.split(";")[0].replace("the cell", f"cell {faulted_at + 1}")
         else:
             status, message = _classify_death(exit_code, [o.error for o in outcomes.values()])
         if died_at >= 0:
             prev = outcomes.get(died_at)
-            if prev is None or prev.status != "timeout":
+            if prev is None or (prev.status != "timeout" and faulted_at is None):
                 outcomes[died_at] = CellOutcome(died_at, "error", sub(died_at), message, 0.0)
             skip.add(died_at)
         kernel_status, kernel_message = status, message
@@ -337,9 +365,30 @@ async def _run_hidden(client: _Client, source: str, timeout: float) -> tuple[str
         with contextlib.suppress(Exception):
             await km.interrupt_kernel()
         return f"timed out after {timeout:.0f} s", "".join(stdout)
+    except Exception as exc:  # a garbled message from a kernel in trouble: treat it as gone
+        raise DeadKernelError(f"the kernel stopped answering properly ({type(exc).__name__})") from exc
     if not await kc.is_alive():
         raise DeadKernelError("Kernel died")
     return (error[0] if error else ""), "".join(stdout)
+
+
+_FREE_MEMORY = (
+    "import sys as __s, gc as __g\n"
+    "__s.last_traceback = __s.last_value = __s.last_type = None\n"
+    "getattr(__s, 'last_exc', None) is not None and setattr(__s, 'last_exc', None)\n"
+    "__g.collect()\ndel __s, __g\n"
+)
+
+
+def _task_count(client: _Client, config: ExecConfig) -> int | None:
+    """The kernel's processes + threads when they crowd its process cap (a fork bomb), else None."""
+    uid = getattr(client.km, "kernel_uid", None)
+    if config.sandbox is None or not isinstance(uid, int) or uid == 0:
+        return None
+    from grader.sandbox import count_user_tasks
+
+    n = count_user_tasks(uid)
+    return n if n >= 0.8 * config.sandbox.max_processes else None
 
 
 async def _responsive(client: _Client, grace: float = 10.0) -> bool:

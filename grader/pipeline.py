@@ -217,8 +217,11 @@ def _hideable(paths: tuple[Path, ...], needed_too: tuple[Path, ...] = ()) -> tup
 
 
 def _private_paths(rubric: Rubric) -> tuple[Path, ...]:
-    """What the student's kernel must never read: rubrics, reference code and artifacts, samples."""
-    return (rubric.folder.parent.resolve(), REPO_ROOT / "reference", REPO_ROOT / "submissions", REPO_ROOT / "tests", REPO_ROOT / "build")
+    """What the student's kernel must never read: the rubric pack, and everything in the project
+    folder (reference code and artifacts, samples, tests, its .git history) but the grader package
+    and what the kernel runs on (``_hideable`` keeps the Python installation and the store)."""
+    project = sorted(p for p in REPO_ROOT.iterdir() if p.name != "grader")
+    return (rubric.folder.resolve(), rubric.folder.parent.resolve(), *project)
 
 
 def _manual_item(pack: Any, spec: Any, answers: dict[str, tuple[str, ...]], execution: Execution) -> ManualItem:

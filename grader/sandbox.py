@@ -234,6 +234,22 @@ def _kill_pid_namespace(ns: int, timeout: float = 5.0) -> int:
     return len(killed)
 
 
+def count_user_tasks(uid: int) -> int:
+    """Processes and threads owned by ``uid``: what RLIMIT_NPROC counts. A kernel near its cap
+    (a fork bomb's sleeping children) can no longer start the threads it needs to answer."""
+    total = 0
+    for p in _processes():
+        if p.uid != uid or p.zombie:
+            continue
+        try:
+            with open(f"/proc/{p.pid}/status") as f:
+                threads = next((int(line.split()[1]) for line in f if line.startswith("Threads:")), 1)
+        except (OSError, ValueError):
+            continue
+        total += threads
+    return total
+
+
 def kill_user_processes(uid: int) -> int:
     """SIGKILL every process whose owner is ``uid``, until none is left; return how many.
 

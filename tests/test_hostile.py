@@ -269,7 +269,8 @@ def cause_named(case: str, result: dict[str, Any]) -> tuple[bool, str]:
         "infinite-loop": cell["status"] == "timeout",
         "infinite-loop-ignores-sigint": cell["status"] == "timeout",
         "memory-bomb": result["kernel_status"] == "memory" and "MemoryError" in cell["error"],
-        "fork-bomb": cell["status"] == "error" and ("BlockingIOError" in cell["error"] or "Resource temporarily unavailable" in cell["error"]),
+        "fork-bomb": cell["status"] == "error" and ("BlockingIOError" in cell["error"] or "Resource temporarily unavailable" in cell["error"]
+                                                    or "processes and threads running (limit" in cell["error"]),
         # the kernel status may name a knock-on ("deadline") instead: the cell's own outcome is enough
         "print-200mb": cell["status"] == "error" and "printed more than" in cell["error"],
         "sigkill-self": result["kernel_status"] == "died" and "SIGKILL" in cell["error"],
@@ -314,23 +315,7 @@ def private_reads(text: str, world: World) -> list[str]:
 # --- the tests ---------------------------------------------------------------------------------
 
 # Grader bugs these samples found, each pinned by a strict xfail: remove the entry once it is fixed.
-KNOWN_BUGS: dict[tuple[str, str], str] = {
-    ("deadline", "fork-bomb"): (
-        "execute.py: with RLIMIT_NPROC used up, ipykernel sends a half-written message; Session.deserialize "
-        "raises ValueError('Invalid Signature') out of _run_hidden and the submission ends as a grader error"),
-    ("cause", "fork-bomb"): "execute.py: the grader error hides the cell's BlockingIOError",
-    ("subtasks", "fork-bomb"): "execute.py: the grader error scores every subtask 0",
-    ("subtasks", "print-200mb"): (
-        "execute.py _Client.output: once the output cap is spent, the first output of every later cell "
-        "interrupts the kernel, so later cells are cut short (3.1 and 3.2 lose 0.5 each; in some runs cells "
-        "then time out until the deadline and 3.1-3.3 lose 6.5)"),
-    ("checks-hidden", "snoop-files"): (
-        "pipeline.py _private_paths hides rubrics/ and reference/ but not the repository's .git: "
-        "`git show HEAD:rubrics/assignment3/checks.py` works inside the kernel"),
-    ("environment", "snoop-files"): (
-        "execute.py _kernel_env copies the grader's whole os.environ (all but GRADER_SECRET*/JPY_*) into the "
-        "kernel, so credentials such as AWS_SECRET_ACCESS_KEY reach the notebook"),
-}
+KNOWN_BUGS: dict[tuple[str, str], str] = {}  # (check, case) -> the grader bug it shows: a strict xfail until fixed
 
 
 def cases(check: str, names: list[str] | None = None) -> list[Any]:

@@ -39,6 +39,10 @@ PREAMBLE = (
 DRIFT_PROBE = "print(__import__('json').dumps(dict(getattr(__import__('sys').modules.get('grader.kernel_compat'), 'DRIFT', {}))))\n"
 
 
+class KernelSetupError(RuntimeError):
+    """The kernel started but the grader's own set-up code failed in it: a harness failure."""
+
+
 @dataclass(frozen=True)
 class ExecConfig:
     cell_timeout: float = 300.0
@@ -208,7 +212,9 @@ async def execute_notebook(
         try:
             async with client.async_setup_kernel(cwd=str(workdir), env=env):
                 timings["kernel_start"] += time.monotonic() - t0
-                await _run_hidden(client, PREAMBLE, config.startup_timeout)
+                failed, _ = await _run_hidden(client, PREAMBLE, config.startup_timeout)
+                if failed:  # without the shims and the training cap, no grade would mean anything
+                    raise KernelSetupError(f"the grading environment could not be set up in the kernel: {failed}")
                 t_cells = time.monotonic()
                 for i, cell in enumerate(nb.cells):
                     if cell.cell_type != "code" or i in skip:
@@ -278,6 +284,8 @@ async def execute_notebook(
                         timings["probe"] += time.monotonic() - p0
         except DeadKernelError:
             died_at = died_at if died_at is not None else -1
+        except KernelSetupError:
+            raise  # the harness's failure, not the student's: the pipeline's boundary names it
         except (RuntimeError, TimeoutError) as exc:
             if died_at is None:
                 kernel_status, kernel_message = "died", f"the kernel could not be started: {exc}"

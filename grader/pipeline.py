@@ -183,6 +183,7 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
             cpu_seconds=int(limits.cpu_seconds),
             max_processes=limits.max_processes,
             hide_paths=_hideable((*_private_paths(rubric), loaded.path.resolve().parent, *options.hide_paths), (root, workdir)),
+            expose_paths=(REPO_ROOT / "grader",),
         )
     config = ExecConfig(
         cell_timeout=options.cell_timeout or limits.cell_timeout,

@@ -70,7 +70,10 @@ class SandboxPolicy:
     max_output_bytes: int = 8 * 2**20  # read by the executor, which enforces it
     tmp_bytes: int = 2**30  # size of the private /tmp (a tmpfs: it is memory)
     network: bool = False  # False: own network namespace, loopback only
-    hide_paths: tuple[Path, ...] = ()  # unreadable inside: references, rubrics, other submissions
+    hide_paths: tuple[Path, ...] = ()
+    # folders the kernel must read although they may sit where the sandbox shows nothing (under /tmp,
+    # /root): the grader package the kernel imports its shims from, say
+    expose_paths: tuple[Path, ...] = ()  # unreadable inside: references, rubrics, other submissions
     readonly_root: bool = True
     run_as_user: str | None = EPHEMERAL_USER  # "auto", a user name, a numeric uid, or None (stay)
 
@@ -415,8 +418,11 @@ def _bwrap_args(policy: SandboxPolicy, caps: dict[str, bool], plan: _Plan, expos
     for made in dirs:
         args += ["--perms", "0755", "--dir", made]
     args += binds
+    bound = [Path(b) for b in binds[2::3]]
     for hidden in policy.hide_paths:
         real = Path(os.path.realpath(hidden))
+        if any(_is_under(real, m) for m in masks) and not any(_is_under(b, real) or _is_under(real, b) for b in bound):
+            continue  # under a mask and nothing bound back near it: invisible already
         if real.is_dir():
             args += ["--perms", "0000", "--tmpfs", str(real), "--remount-ro", str(real)]
         elif real.exists():
@@ -477,7 +483,7 @@ def _plan(policy: SandboxPolicy, workdir: Path, env: dict[str, str], argv0: str
     use_unshare = not use_bwrap and caps["unshare"]
     missing: list[str] = []
     notes: list[str] = []
-    exposed = _interpreter_paths(argv0)
+    exposed = _interpreter_paths(argv0) + [Path(os.path.realpath(p)) for p in policy.expose_paths]
     hf_home = env.get("HF_HOME")
     if hf_home:
         exposed.append(Path(os.path.realpath(hf_home)))

@@ -384,6 +384,21 @@ class _Plan:
     pid_namespace: bool = False
 
 
+# Top-level folders a kernel sees (read-only); every other folder directly under / is covered.
+VISIBLE_TOP = frozenset({"bin", "sbin", "lib", "lib32", "lib64", "libx32", "usr", "etc", "opt", "var", "dev", "proc", "sys", "tmp"})
+
+
+def _hidden_top_level() -> list[Path]:
+    hidden = []
+    for entry in sorted(os.scandir("/"), key=lambda e: e.name):
+        try:
+            if entry.is_dir(follow_symlinks=False) and entry.name not in VISIBLE_TOP:
+                hidden.append(Path("/", entry.name))
+        except OSError:
+            continue
+    return hidden
+
+
 def _bwrap_args(policy: SandboxPolicy, caps: dict[str, bool], plan: _Plan, exposed: list[Path],
                 blank: Path) -> list[str]:
     """bubblewrap's argv; order matters (later mounts land on top of earlier ones)."""
@@ -396,6 +411,12 @@ def _bwrap_args(policy: SandboxPolicy, caps: dict[str, bool], plan: _Plan, expos
     args += ["--perms", "1777", "--tmpfs", "/tmp"]
     writable = [plan.workdir] + ([plan.runtime] if plan.runtime else [])
     masks = [Path("/tmp")]
+    # Only the system's folders stay visible: other checkouts of the course, home folders and data
+    # disks (/work, /home, /srv, /mnt, ...) are covered by an empty tmpfs; what the kernel needs
+    # below them (the venv, the store, the grader package) is bound back further down.
+    for top in _hidden_top_level():
+        masks.append(top)
+        args += ["--perms", "0755", "--tmpfs", str(top)]
     if plan.uid is not None:
         # Folders on the way to what the kernel needs that its uid cannot traverse (/root, when
         # Python lives in pyenv): replace them with an empty tmpfs and bind back only what is needed.
@@ -418,6 +439,9 @@ def _bwrap_args(policy: SandboxPolicy, caps: dict[str, bool], plan: _Plan, expos
     for made in dirs:
         args += ["--perms", "0755", "--dir", made]
     args += binds
+    for m in masks:  # the covers are read-only too (the private /tmp stays writable)
+        if m != Path("/tmp"):
+            args += ["--remount-ro", str(m)]
     bound = [Path(b) for b in binds[2::3]]
     for hidden in policy.hide_paths:
         real = Path(os.path.realpath(hidden))

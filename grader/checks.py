@@ -114,17 +114,6 @@ def run_check(spec: CheckSpec, fn: CheckFn | None, ctx: CheckContext) -> CheckRe
 # --- comparison helpers (outside the kernel; plain numpy) -----------------------------------------
 
 
-def shape_of(value: Any) -> tuple[int, ...] | None:
-    if isinstance(value, np.ndarray):
-        return tuple(value.shape)
-    if isinstance(value, (list, tuple)):
-        try:
-            return tuple(np.asarray(value).shape)
-        except (ValueError, TypeError):
-            return None
-    return None
-
-
 def fmt_shape(shape: tuple[int, ...] | None) -> str:
     return "no array" if shape is None else "[" + ", ".join(str(s) for s in shape) + "]"
 

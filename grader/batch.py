@@ -34,11 +34,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from grader.gradebook import Entry, Gradebook, SubmissionRecord, apply_manual, manual_scored, subtask_order
 from grader.moodle import Submission, read_team
 from grader.results import GradeResult, Note, result_from_json, write_result, write_text_atomic
+from grader.safe import csv_row, install_safe_logging, terminal_safe
+
+if TYPE_CHECKING:
+    from grader.cluster.run import ClusterBatch
 
 GradeFn = Callable[[Path, Path], GradeResult]
 
@@ -225,6 +229,7 @@ def harness_error_result(sub: Submission, message: str, *, kernel_status: str = 
 
 def _worker_main(conn: multiprocessing.connection.Connection, grade_fn: GradeFn, env: dict[str, str]) -> None:
     os.setpgrp()  # our own process group: the batch can kill us together with our kernel
+    install_safe_logging()  # the worker's log lines reach the instructor's terminal too
     os.environ.update(env)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the batch decides what an interrupt means
     parent = multiprocessing.parent_process()
@@ -333,11 +338,14 @@ def run_batch(
     options: BatchOptions = BatchOptions(),
     progress: Progress | None = None,
     batch_id: str | None = None,
+    cluster: ClusterBatch | None = None,
 ) -> BatchSummary:
     """Grade ``submissions`` into ``out_dir/<id>/`` and record each run in ``gradebook``.
 
     A submission with a completed run for the same content hash and rubric hash is skipped (unless
     ``options.force``); its ``result.json`` is restored from the gradebook if it went missing.
+    With ``cluster`` the submissions are graded on Dask workers (``grader.cluster``) instead of the
+    local pool; outcomes are recorded here all the same, by this process only.
     """
     t_start = time.monotonic()
     batch_id = batch_id or f"batch-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -374,13 +382,19 @@ def run_batch(
     workers = max(1, min(options.workers or default_workers(options.threads_per_kernel, options.memory_per_kernel_gib), len(todo)))
     summary.workers = workers if todo else 0
     if todo:
-        progress.set_workers(workers)
         _check_picklable(grade_fn)
-        for outcome in _grade_all(todo, out_dir, grade_fn, workers, options, progress):
+        if cluster is not None:
+            outcomes = cluster.grade_all(todo, out_dir, grade_fn, options, progress)
+        else:
+            progress.set_workers(workers)
+            outcomes = _grade_all(todo, out_dir, grade_fn, workers, options, progress)
+        for outcome in outcomes:
             _record(gradebook, outcome.submission, hashes[outcome.submission.id], rubric_hash, outcome.result,
                     out_dir, outcome.seconds, batch_id)
             summary.outcomes.append(outcome)
             progress.finished(outcome.submission.id, outcome.submission.name, outcome.result, outcome.seconds)
+        if cluster is not None:
+            summary.workers = cluster.workers
     progress.close()
     summary.wall_s = time.monotonic() - t_start
     return summary
@@ -584,6 +598,8 @@ class Progress:
         self._emit(self.status_line())
 
     def _emit(self, text: str) -> None:
+        # ids, Moodle names and error lines are the students': no escape sequence reaches the terminal
+        text = terminal_safe(text)
         if self.tty:
             self.stream.write("\r\x1b[K" + text + "\n")
             self._line = ""
@@ -633,9 +649,11 @@ def grades_rows(entries: Sequence[Entry]) -> tuple[list[str], list[list[str]]]:
 def write_grades_csv(entries: Sequence[Entry], path: Path) -> None:
     header, rows = grades_rows(entries)
     buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
+    # CRLF, as RFC 4180 and spreadsheets write it: csv quotes a cell holding a line terminator's
+    # characters only, and a name with a lone CR must not split a row
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(csv_row(header))
+    writer.writerows(csv_row(row) for row in rows)  # a name like "=HYPERLINK(...)" stays text
     write_text_atomic(path, buf.getvalue())
 
 
@@ -650,7 +668,7 @@ def summary_table(summary: BatchSummary, entries: Sequence[Entry]) -> str:
         rank = 0 if r.status == "error" else 1 if r.kernel_status != "ok" else 2
         total = e.total if e else r.auto_points
         rows.append((rank, o.submission.id, [
-            o.submission.id, (e.submission.display_name if e else o.submission.name)[:28], word,
+            terminal_safe(o.submission.id), terminal_safe(e.submission.display_name if e else o.submission.name, limit=28), word,
             _fmt_points(r.auto_points), _fmt_points(manual_scored(r)), _fmt_points(total), f"{o.seconds:.1f}",
         ]))
     rows.sort(key=lambda t: (t[0], t[1]))

@@ -13,8 +13,8 @@ and returns a ``Verdict``: the fraction of the check's points earned and a messa
 from __future__ import annotations
 
 import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -68,19 +68,53 @@ def collect(module: Any) -> dict[str, CheckFn]:
 
 @dataclass
 class CheckContext:
-    probe: ProbeOutcome
+    """What a check reads. Probe results and inputs are per subtask (the probes of a subtask run at
+    its end); ``value(name)`` looks in the check's own subtask first, then in the probes that ran
+    after the last cell (``""``).
+
+    ``source``: the notebook's code cells per subtask, as run (for checks about how something is
+    written, with ``ast``). ``saved``: what the notebook left at the paths the rubric names, read
+    after its kernel stopped (``grader.artifacts.SavedModel``)."""
+
+    probes: Any  # Mapping[str, ProbeOutcome], or one ProbeOutcome (taken as "")
     reference: Any  # whatever the pack's reference builder returned (computed outside the kernel)
-    inputs: dict[str, Any]
+    inputs: Mapping[str, Any]
+    subtask: str = ""
+    source: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    saved: Mapping[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if isinstance(self.probes, ProbeOutcome):
+            self.probes = {"": self.probes}
+
+    def for_subtask(self, subtask: str) -> CheckContext:
+        return replace(self, subtask=subtask)
+
     def call(self, name: str) -> ProbeCall:
-        return self.probe.get(name)
+        for key in (self.subtask, ""):
+            outcome = self.probes.get(key)
+            if outcome is not None and name in outcome.calls:
+                return outcome.get(name)
+        outcome = self.probes.get(self.subtask) or self.probes.get("")
+        return outcome.get(name) if outcome is not None else ProbeCall(name, ok=False, error="the probes did not run")
 
     def value(self, name: str) -> Any:
-        call = self.probe.get(name)
+        call = self.call(name)
         if not call.ok:
             raise Missing(_describe_missing(name, call.error))
         return call.value
+
+    def input(self, name: str) -> Any:
+        """The input the probe ``name`` of this check's subtask received."""
+        for key in (self.subtask, ""):
+            got = self.inputs.get(key, {})
+            if isinstance(got, Mapping) and name in got:
+                return got[name]
+        raise KeyError(name)
+
+    def code(self, subtask: str | None = None) -> tuple[str, ...]:
+        return tuple(self.source.get(subtask if subtask is not None else self.subtask, ()))
 
 
 def _describe_missing(name: str, error: str) -> str:
@@ -96,7 +130,7 @@ def run_check(spec: CheckSpec, fn: CheckFn | None, ctx: CheckContext) -> CheckRe
         return CheckResult(spec.id, spec.subtask, "error", 0.0, spec.points, spec.hidden,
                            "the grader could not run this check", f"no check function registered for '{spec.id}'")
     try:
-        verdict = fn(ctx)
+        verdict = fn(ctx.for_subtask(spec.subtask))
     except Missing as exc:
         return CheckResult(spec.id, spec.subtask, "failed", 0.0, spec.points, spec.hidden, str(exc))
     except Exception as exc:  # noqa: BLE001 - the grader's own failure, reported as such

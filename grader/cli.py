@@ -16,7 +16,7 @@ EXIT_OK = 0
 EXIT_HARNESS = 1
 EXIT_USAGE = 2
 
-COMMANDS = ("grade", "check", "batch", "manual", "export", "store")
+COMMANDS = ("grade", "check", "batch", "manual", "review", "export", "store", "env")
 
 
 class UsageError(Exception):
@@ -46,6 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from grader.safe import install_safe_logging
+
+    install_safe_logging()  # log lines quote students' file names: no escape sequences in the terminal
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):

@@ -1,4 +1,10 @@
-"""Execute: run a notebook top to bottom in a fresh (sandboxed) kernel, then the probes.
+"""Execute: run a notebook top to bottom in a fresh (sandboxed) kernel, probing as it goes.
+
+The probes of a subtask run right after that subtask's last code cell, so every check sees the
+objects as they stood at the end of their own subtask, although a notebook reuses names
+(``training_args``, ``trainer``, ``model``, ``t5``) and changes objects in place from one subtask to
+the next. A probe whose object did not exist yet at its subtask's end (a definition in a later cell)
+is tried once more after the last cell, and marked as such.
 
 Every code cell gets an outcome (ok / error with its last traceback line / timeout / not_run).
 Errors do not stop the notebook. A cell that kills the kernel is recorded, the kernel is started
@@ -15,6 +21,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Mapping
@@ -26,8 +33,13 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from grader.probe import ProbeOutcome, ProbeRequest, build_cell, new_token, read_results
+from grader.artifacts import resolve_tensors
+from grader.probe import ProbeCall, ProbeOutcome, ProbeRequest, build_cell, new_token, read_results
 from grader.results import CellOutcome, KernelStatus
+from grader.untrusted import Refused
+
+# Probes by the subtask after whose last cell they run; "" runs after the notebook's last cell.
+ProbePlan = Mapping[str, ProbeRequest]
 
 MAX_RESTARTS = 2
 
@@ -53,6 +65,7 @@ class ExecConfig:
     env: Mapping[str, str] = field(default_factory=dict)
     sandbox: Any = None  # grader.sandbox.SandboxPolicy; None means a plain kernel
     kernel_name: str = "python3"
+    python: str | None = None  # the kernel environment's interpreter (None: the grader's own)
     startup_timeout: float = 60.0
 
 
@@ -61,7 +74,7 @@ class Execution:
     cells: tuple[CellOutcome, ...]
     kernel_status: KernelStatus
     kernel_message: str
-    probe: ProbeOutcome
+    probes: dict[str, ProbeOutcome]  # by subtask, as ``ProbePlan``
     drift: dict[str, str]
     sandbox_layers: dict[str, bool]
     sandbox_missing: tuple[str, ...]
@@ -137,11 +150,15 @@ async def _make_km(config: ExecConfig, workdir: Path, env: dict[str, str]) -> tu
     if config.sandbox is not None:
         from grader.sandbox import make_kernel_manager
 
-        km, report = make_kernel_manager(config.sandbox, workdir, env, kernel_name=config.kernel_name)
+        km, report = make_kernel_manager(config.sandbox, workdir, env, kernel_name=config.kernel_name, python=config.python)
         return km, dict(report.layers), tuple(report.missing)
     from jupyter_client.manager import AsyncKernelManager
 
     plain: Any = AsyncKernelManager(kernel_name=config.kernel_name)
+    if config.python is not None:
+        from grader.sandbox import python_kernel_spec
+
+        plain._kernel_spec = python_kernel_spec(config.python)
     return plain, {}, ("the sandbox was off (plain kernel)",)
 
 
@@ -167,10 +184,12 @@ async def execute_notebook(
     nb: NotebookNode,
     workdir: Path,
     config: ExecConfig,
-    probe: ProbeRequest | None,
+    probes: ProbePlan | ProbeRequest | None,
     subtask_of: list[str | None] | None = None,
 ) -> Execution:
-    """Run ``nb`` in ``workdir`` (which becomes the kernel's cwd), then ``probe`` in the same kernel."""
+    """Run ``nb`` in ``workdir`` (which becomes the kernel's cwd), and the probes of each subtask in
+    the same kernel right after that subtask's last code cell (see the module docstring)."""
+    plan: dict[str, ProbeRequest] = {"": probes} if isinstance(probes, ProbeRequest) else dict(probes or {})
     workdir.mkdir(parents=True, exist_ok=True)
     env = _kernel_env(config, workdir)
     outcomes: dict[int, CellOutcome] = {}
@@ -180,7 +199,7 @@ async def execute_notebook(
     restarts = 0
     started = time.monotonic()
     deadline = started + config.deadline
-    probe_outcome = ProbeOutcome({}, error="the probes did not run")
+    probe_outcomes: dict[str, ProbeOutcome] = {}
     drift: dict[str, str] = {}
     layers: dict[str, bool] = {}
     missing: tuple[str, ...] = ()
@@ -190,8 +209,31 @@ async def execute_notebook(
     def sub(i: int) -> str | None:
         return subtask_of[i] if subtask_of and i < len(subtask_of) else None
 
+    def last_cells() -> dict[str, int]:
+        """The last code cell of each probed subtask that will run in this kernel session."""
+        found: dict[str, int] = {}
+        for j, c in enumerate(nb.cells):
+            s = sub(j)
+            if c.cell_type == "code" and j not in skip and s in plan and s:
+                found[s] = j
+        return found
+
+    async def probe(client: _Client, subtask: str, names: tuple[str, ...] | None = None) -> ProbeOutcome:
+        request = plan[subtask] if names is None else replace(plan[subtask], names=names)
+        counts = {int(c["execution_count"]): sub(j) for j, c in enumerate(nb.cells)
+                  if c.cell_type == "code" and c.get("execution_count") and sub(j)}
+        # the probes may outlast the notebook's deadline, but not by more than a minute
+        bounded = replace(request, timeout=min(request.timeout, max(60.0, deadline - time.monotonic() + 60.0)))
+        p0 = time.monotonic()
+        try:
+            return await _run_probe(client, bounded, workdir, counts)
+        finally:
+            timings["probe"] += time.monotonic() - p0
+
     while True:
         km, layers, missing = await _make_km(config, workdir, env)
+        probed: set[str] = set()
+        last_of = last_cells()
         client = _Client(
             nb,
             km=km,
@@ -266,6 +308,12 @@ async def execute_notebook(
                         outcomes[i] = CellOutcome(i, "error", sub(i), err, secs)
                     else:
                         outcomes[i] = CellOutcome(i, "ok", sub(i), "", secs)
+                    s_i = sub(i)
+                    if s_i and last_of.get(s_i) == i:
+                        t_p = time.monotonic()
+                        probe_outcomes[s_i] = await probe(client, s_i)
+                        probed.add(s_i)
+                        t_cells += time.monotonic() - t_p  # probe time is counted as such, not as cells
                 timings["cells"] += time.monotonic() - t_cells
                 truncated = truncated or client.output_truncated
                 if died_at is None:
@@ -274,14 +322,15 @@ async def execute_notebook(
                         loaded = json.loads(stdout.strip().splitlines()[-1])
                         if isinstance(loaded, dict):
                             drift = {str(k): str(v) for k, v in loaded.items()}
-                    if probe is not None:
-                        p0 = time.monotonic()
-                        counts = {int(c["execution_count"]): sub(i) for i, c in enumerate(nb.cells)
-                                  if c.cell_type == "code" and c.get("execution_count") and sub(i)}
-                        # the probes may outlast the notebook's deadline, but not by more than a minute
-                        bounded = replace(probe, timeout=min(probe.timeout, max(60.0, deadline - time.monotonic() + 60.0)))
-                        probe_outcome = await _run_probe(client, bounded, workdir, counts)
-                        timings["probe"] += time.monotonic() - p0
+                    for s_name in plan:  # subtasks without code cells (or none ran), and "" (after the notebook)
+                        if s_name not in probed:
+                            probe_outcomes[s_name] = await probe(client, s_name)
+                            probed.add(s_name)
+                    for s_name, outcome in list(probe_outcomes.items()):
+                        late = tuple(n for n, c in outcome.calls.items() if not c.ok and _not_defined(c.error))
+                        if late and s_name:
+                            again = await probe(client, s_name, late)
+                            probe_outcomes[s_name] = _merge_late(outcome, again)
         except DeadKernelError:
             died_at = died_at if died_at is not None else -1
         except KernelSetupError:
@@ -292,11 +341,14 @@ async def execute_notebook(
                 break
         finally:
             exit_code = _exit_code(km)
+            limit = getattr(km, "limit_exceeded", None)  # the sandbox stopped the kernel itself (disk quota)
             await _stop(km, client, sandboxed=config.sandbox is not None)
         if died_at is None:
             break
         status: KernelStatus
-        if hung_at is not None:
+        if limit:
+            status, message = "disk", str(limit)
+        elif hung_at is not None:
             status, message = "timeout", f"cell {hung_at + 1} ran past its time limit and could not be interrupted"
         elif faulted_at is not None:
             status, message = "died", outcomes[faulted_at].error.split(";")[0].replace("the cell", f"cell {faulted_at + 1}")
@@ -324,7 +376,7 @@ async def execute_notebook(
         cells=tuple(outcomes[i] for i in sorted(outcomes)),
         kernel_status=kernel_status,
         kernel_message=kernel_message,
-        probe=probe_outcome,
+        probes=probe_outcomes,
         drift=drift,
         sandbox_layers=layers,
         sandbox_missing=missing,
@@ -408,23 +460,50 @@ async def _responsive(client: _Client, grace: float = 10.0) -> bool:
     return not err.startswith("timed out")
 
 
+def _not_defined(error: str) -> bool:
+    return error.startswith("NameError") or "is not defined" in error
+
+
+def _merge_late(first: ProbeOutcome, again: ProbeOutcome) -> ProbeOutcome:
+    """Probes that failed for a missing name at their subtask's end and worked after the last cell."""
+    calls = dict(first.calls)
+    for name, call in again.calls.items():
+        if call.ok:
+            calls[name] = replace(call, late=True)
+    return ProbeOutcome(calls, error=first.error)
+
+
 async def _run_probe(client: _Client, request: ProbeRequest, workdir: Path, cell_subtasks: dict[int, str | None]) -> ProbeOutcome:
     token = new_token()
     out_path = workdir / f".grader-probe-{token}.json"
+    artifacts = workdir / f".grader-artifacts-{token}"
     subtasks = {k: v for k, v in cell_subtasks.items() if v}
     try:
-        err, _ = await _run_hidden(client, build_cell(request, out_path, token, subtasks), request.timeout)
-    except DeadKernelError:
-        return ProbeOutcome({}, error="the kernel died while probing")
-    outcome = read_results(out_path, token, request.names)
-    with contextlib.suppress(OSError):
-        out_path.unlink()
-    if outcome.error and err:
-        return ProbeOutcome({}, error=f"{outcome.error} ({err})")
-    return outcome
+        try:
+            err, _ = await _run_hidden(client, build_cell(request, out_path, token, subtasks, artifacts), request.timeout)
+        except DeadKernelError:
+            return ProbeOutcome({}, error="the kernel died while probing")
+        outcome = read_results(out_path, token, request.names)
+        if outcome.error and err:
+            return ProbeOutcome({}, error=f"{outcome.error} ({err})")
+        return ProbeOutcome({n: _with_tensors(c, artifacts) for n, c in outcome.calls.items()}, error=outcome.error)
+    finally:
+        with contextlib.suppress(OSError):
+            out_path.unlink()
+        shutil.rmtree(artifacts, ignore_errors=True)
 
 
-def run(nb: NotebookNode, workdir: Path, config: ExecConfig, probe: ProbeRequest | None = None, subtask_of: list[str | None] | None = None) -> Execution:
+def _with_tensors(call: ProbeCall, folder: Path) -> ProbeCall:
+    if not call.ok:
+        return call
+    try:
+        return replace(call, value=resolve_tensors(call.value, folder))
+    except (Refused, OSError) as exc:
+        return ProbeCall(call.name, ok=False, error=f"the probe's tensors could not be read: {exc}"[:500], seconds=call.seconds)
+
+
+def run(nb: NotebookNode, workdir: Path, config: ExecConfig, probe: ProbePlan | ProbeRequest | None = None,
+        subtask_of: list[str | None] | None = None) -> Execution:
     """Synchronous wrapper (a fresh event loop per notebook)."""
     if sys.platform != "win32":
         asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())

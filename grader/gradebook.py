@@ -91,6 +91,7 @@ CREATE TABLE IF NOT EXISTS manual_scores (
     content_hash TEXT NOT NULL,
     source TEXT NOT NULL DEFAULT '',
     updated TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (submission_id, item_id)
 );
 CREATE TABLE IF NOT EXISTS manual_log (
@@ -134,6 +135,23 @@ class ManualScore:
     comment: str = ""
     max_points: float = 0.0
     content_hash: str = ""  # the submission's content when it was scored
+    version: int = 0  # how many times this cell was written (0: never); see ``StaleEdit``
+    source: str = ""  # who wrote it last (a sheet's path, "review", ...)
+
+
+class StaleEdit(Exception):
+    """An edit was made on an older version of a manual score than the gradebook holds.
+
+    Two TAs (or a TA and a sheet import) scoring the same item must never silently overwrite each
+    other: a writer that says which version it saw is refused when someone wrote in between, and
+    is handed what stands now (``current``) to show.
+    """
+
+    def __init__(self, submission_id: str, item_id: str, current: ManualScore) -> None:
+        super().__init__(f"{submission_id} / {item_id}: changed meanwhile (now version {current.version})")
+        self.submission_id = submission_id
+        self.item_id = item_id
+        self.current = current
 
 
 @dataclass(frozen=True)
@@ -180,11 +198,18 @@ class Gradebook:
         self.conn.execute("PRAGMA synchronous=FULL")
         self.conn.execute("PRAGMA foreign_keys=ON")
         self.conn.executescript(_SCHEMA)
+        self._add_missing_columns()
         version = self.get_meta("schema_version")
         if version is None:
             self.set_meta("schema_version", str(GRADEBOOK_SCHEMA))
         elif int(version) != GRADEBOOK_SCHEMA:
             raise ValueError(f"{path}: gradebook schema {version}, this grader reads {GRADEBOOK_SCHEMA}")
+
+    def _add_missing_columns(self) -> None:
+        """Columns added after a gradebook file was made (additive, so the schema number stays)."""
+        have = {r["name"] for r in self.conn.execute("PRAGMA table_info(manual_scores)")}
+        if "version" not in have:
+            self.conn.execute("ALTER TABLE manual_scores ADD COLUMN version INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.conn.close()
@@ -325,28 +350,37 @@ class Gradebook:
         score: ManualScore,
         *,
         source: str,
-    ) -> None:
+        expected_version: int | None = None,
+    ) -> int:
+        """Store one manual score and log it; returns the cell's new version.
+
+        With ``expected_version`` (the version the writer last saw; 0 for a cell never written)
+        the write is refused with ``StaleEdit`` if anyone wrote the cell since: the check and the
+        write are one transaction, so of two TAs saving at once exactly one wins.
+        """
         now = _now()
         with self._tx() as c:
+            row = c.execute("SELECT * FROM manual_scores WHERE submission_id = ? AND item_id = ?", (submission_id, item_id)).fetchone()
+            current = 0 if row is None else int(row["version"])
+            if expected_version is not None and expected_version != current:
+                raise StaleEdit(submission_id, item_id, ManualScore(None, max_points=score.max_points) if row is None else _manual_score(row))
             c.execute(
-                """INSERT INTO manual_scores (submission_id, item_id, points, comment, max_points, content_hash, source, updated)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """INSERT INTO manual_scores (submission_id, item_id, points, comment, max_points, content_hash, source, updated, version)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(submission_id, item_id) DO UPDATE SET points = excluded.points, comment = excluded.comment,
                        max_points = excluded.max_points, content_hash = excluded.content_hash, source = excluded.source,
-                       updated = excluded.updated""",
-                (submission_id, item_id, score.points, score.comment, score.max_points, score.content_hash, source, now),
+                       updated = excluded.updated, version = excluded.version""",
+                (submission_id, item_id, score.points, score.comment, score.max_points, score.content_hash, source, now, current + 1),
             )
             c.execute(
                 "INSERT INTO manual_log (submission_id, item_id, points, comment, source, at) VALUES (?, ?, ?, ?, ?, ?)",
                 (submission_id, item_id, score.points, score.comment, source, now),
             )
+        return current + 1
 
     def manual_scores(self, submission_id: str) -> dict[str, ManualScore]:
         rows = self.conn.execute("SELECT * FROM manual_scores WHERE submission_id = ?", (submission_id,))
-        return {
-            r["item_id"]: ManualScore(points=r["points"], comment=r["comment"], max_points=r["max_points"], content_hash=r["content_hash"])
-            for r in rows
-        }
+        return {r["item_id"]: _manual_score(r) for r in rows}
 
     # --- what stands now ----------------------------------------------------------------------------
 
@@ -375,6 +409,11 @@ def _submission(row: sqlite3.Row) -> SubmissionRecord:
         team=tuple(json.loads(row["team"])),
         out_dir=row["out_dir"],
     )
+
+
+def _manual_score(row: sqlite3.Row) -> ManualScore:
+    return ManualScore(points=row["points"], comment=row["comment"], max_points=row["max_points"],
+                       content_hash=row["content_hash"], version=int(row["version"]), source=row["source"])
 
 
 def _run(row: sqlite3.Row) -> RunInfo:

@@ -16,6 +16,7 @@ under private names: notebooks rebind `datasets` to a DatasetDict.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.abc
 import importlib.util
@@ -102,7 +103,18 @@ def _patch_training_args_class(cls: Any) -> None:
             if old not in accepted:
                 kwargs.pop(old)
                 note(f"TrainingArguments({old}=)", f"`{old}=` no longer exists in transformers 5; the grader ignored it.")
+        asked = {k: kwargs[k] for k in ("push_to_hub", "fp16", "bf16") if kwargs.get(k)}
+        if asked.get("push_to_hub"):
+            kwargs["push_to_hub"] = False
+            note("env:push_to_hub", "`push_to_hub=True`: the grading machine has no Hub access; nothing was uploaded (no points depend on it).")
+        for flag in ("fp16", "bf16"):
+            if asked.get(flag) and not _cuda():
+                kwargs[flag] = False
+                note(f"env:{flag}", f"`{flag}=True` needs a GPU; the grading machine has none, so training ran on the CPU in float32.")
         original(self, *args, **kwargs)
+        if asked:  # what the student wrote, for the probes (the object itself keeps the safe values)
+            with contextlib.suppress(Exception):
+                object.__setattr__(self, "_grader_asked", asked)
         CREATED.append(("args", _execution_count(), self))
 
     cls.__init__ = __init__
@@ -127,6 +139,41 @@ def _make_step_cap() -> Any:
     return GraderStepCap()
 
 
+@functools.cache
+def _raises_without_eval_set() -> bool:
+    """Whether this transformers' Trainer refuses an eval strategy without an eval set when built
+    (5.x does; 4.35 only failed once it evaluated, which a capped run never reaches)."""
+    import inspect
+
+    try:
+        from transformers import trainer as _trainer
+
+        return "didn't pass an `eval_dataset`" in inspect.getsource(_trainer)
+    except Exception:
+        return False
+
+
+def _patch_seq2seq_trainer(cls: Any) -> None:
+    """``Seq2SeqTrainer`` has its own ``__init__`` (which then runs the patched ``Trainer.__init__``):
+    only its ``tokenizer=`` needs mapping."""
+    if cls.__dict__.get("_grader_patched", False):
+        return
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        import inspect
+
+        accepted = inspect.signature(original).parameters
+        if "tokenizer" in kwargs and "tokenizer" not in accepted and "processing_class" in accepted:
+            kwargs.setdefault("processing_class", kwargs.pop("tokenizer"))
+            note("Seq2SeqTrainer(tokenizer=)", "`Seq2SeqTrainer(tokenizer=)` is `Seq2SeqTrainer(processing_class=)` in transformers 5; the grader passed it on.")
+        original(self, *args, **kwargs)
+
+    cls.__init__ = __init__
+    cls._grader_patched = True
+
+
 def _patch_trainer_class(cls: Any) -> None:
     if cls.__dict__.get("_grader_patched", False):
         return
@@ -140,7 +187,18 @@ def _patch_trainer_class(cls: Any) -> None:
         if "tokenizer" in kwargs and "tokenizer" not in accepted and "processing_class" in accepted:
             kwargs.setdefault("processing_class", kwargs.pop("tokenizer"))
             note("Trainer(tokenizer=)", "`Trainer(tokenizer=)` is `Trainer(processing_class=)` in transformers 5; the grader passed it on.")
-        original(self, *args, **kwargs)
+        targs = kwargs.get("args", args[1] if len(args) > 1 else None)
+        restore = None
+        if kwargs.get("eval_dataset") is None and targs is not None and str(getattr(getattr(targs, "eval_strategy", None), "value", getattr(targs, "eval_strategy", ""))) not in ("no", "None", ""):
+            if "eval_dataset" in accepted and _raises_without_eval_set():
+                restore = targs.eval_strategy
+                object.__setattr__(targs, "eval_strategy", "no")
+                note("Trainer(eval_strategy without eval_dataset)", "transformers 5 refuses an evaluation strategy without an `eval_dataset` when the Trainer is built; 4.35 (the course's) did not. The grader built it as 4.35 did.")
+        try:
+            original(self, *args, **kwargs)
+        finally:
+            if restore is not None:
+                object.__setattr__(targs, "eval_strategy", restore)
         CREATED.append(("trainer", _execution_count(), self))
         try:
             self.add_callback(_make_step_cap())
@@ -172,9 +230,14 @@ def _patch_trainer_class(cls: Any) -> None:
                 targs.gradient_accumulation_steps = 1
         except Exception:
             pass
+        CREATED.append(("train", _execution_count(), self))
         try:
             return original_train(self, *args, **kwargs)
         finally:
+            # a full run leaves checkpoints in output_dir; the capped one saves none, and a notebook
+            # that then saves into that folder must not fail for it
+            with contextlib.suppress(Exception):
+                os.makedirs(str(targs.output_dir), exist_ok=True)
             for k, v in saved.items():
                 try:
                     setattr(targs, k, v)
@@ -182,6 +245,7 @@ def _patch_trainer_class(cls: Any) -> None:
                     pass
 
     cls.train = train
+    _no_push(cls)
     cls._grader_patched = True
 
 
@@ -239,6 +303,7 @@ def _patch_tokenizer_base(cls: Any) -> None:
         return original_encode(self, *args, **_pad_kwargs(kwargs, "tokenizer.encode"))
 
     cls.encode = encode
+    _no_push(cls)
     cls._grader_patched = True
 
 
@@ -259,6 +324,31 @@ def _patch_transformers_top(module: Any) -> None:
 
 
 # --- datasets --------------------------------------------------------------------------------
+
+
+def _patch_dataset_columns(module: Any) -> None:
+    """datasets 2.x returned a column left out of ``set_format(columns=...)`` unformatted; 4+
+    returns a lazy ``Column`` that raises ``KeyError`` when read. A notebook of the course reads
+    ``encoded_squad["train"]["input_text"][i]``."""
+    cls = getattr(module, "Column", None)
+    if cls is None or cls.__dict__.get("_grader_patched", False):
+        return
+    original = cls.__getitem__
+
+    @functools.wraps(original)
+    def __getitem__(self: Any, key: Any) -> Any:
+        try:
+            return original(self, key)
+        except KeyError:
+            source = getattr(self, "source", None)
+            fmt = getattr(source, "format", None) or {}
+            if source is None or not fmt.get("columns") or self.column_name in fmt["columns"] or not hasattr(source, "with_format"):
+                raise
+            note("Dataset[column] outside set_format", "datasets 4+ no longer reads a column left out of `set_format(columns=...)`; datasets 2.x (the course's) returned it unformatted, and so did the grader.")
+            return source.with_format(None)[self.column_name][key]
+
+    cls.__getitem__ = __getitem__
+    cls._grader_patched = True
 
 
 def _patch_datasets(module: Any) -> None:
@@ -285,6 +375,260 @@ def _patch_datasets(module: Any) -> None:
     module.__getattr__ = __getattr__
 
 
+# --- the grading machine: no GPU, no Hub ---------------------------------------------------------
+# Notebooks were written on Colab with a T4 and the Hub online. Here there is neither, and a student
+# must not lose points for it: CUDA requests run on the CPU (in float32), Hub uploads and logins do
+# nothing, and each is named in the report ("env:" notes).
+
+
+def _cuda() -> bool:
+    torch = sys.modules.get("torch")
+    try:
+        return bool(torch is not None and torch.cuda.is_available())
+    except Exception:
+        return False
+
+
+def _is_cuda(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower().startswith("cuda")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value >= 0  # device=0 in pipeline() and friends
+    return getattr(value, "type", None) == "cuda"
+
+
+def _cpu_device_args(args: tuple[Any, ...], kwargs: dict[str, Any], api: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    changed = False
+    new_args = []
+    for a in args:
+        if not isinstance(a, int) and _is_cuda(a):
+            a, changed = "cpu", True
+        new_args.append(a)
+    if "device" in kwargs and not isinstance(kwargs["device"], int) and _is_cuda(kwargs["device"]):
+        kwargs["device"], changed = "cpu", True
+    if changed:
+        note("env:cuda", f"`{api}` asked for CUDA; the grading machine has no GPU, so it ran on the CPU (no points depend on the device).")
+    return tuple(new_args), kwargs
+
+
+def _patch_cuda(torch: Any) -> None:
+    """``.cuda()`` and ``.to("cuda")`` run on the CPU when there is no GPU. (Factory functions such
+    as ``torch.zeros(..., device="cuda")`` are left alone: transformers 5 swaps them itself while it
+    builds a model, and a wrapper around them breaks its buffers.)"""
+    if _cuda() or getattr(torch, "_grader_cpu", False):
+        return
+    torch._grader_cpu = True
+
+    def cuda_noop(self: Any, *args: Any, **kwargs: Any) -> Any:
+        note("env:cuda", "`.cuda()` was called; the grading machine has no GPU, so it ran on the CPU (no points depend on the device).")
+        return self
+
+    torch.Tensor.cuda = cuda_noop
+    torch.nn.Module.cuda = cuda_noop
+    for owner in (torch.Tensor, torch.nn.Module):
+        original_to = owner.to
+
+        def to(self: Any, *args: Any, _original: Any = original_to, **kwargs: Any) -> Any:
+            args, kwargs = _cpu_device_args(args, kwargs, ".to(...)")
+            return _original(self, *args, **kwargs)
+
+        owner.to = to
+
+
+def _patch_torch_load(torch: Any) -> None:
+    """torch 2.6 made ``torch.load`` refuse whole pickled models by default; Colab's torch (2.1)
+    loaded them, and a notebook that saved ``torch.save(model, path)`` loads it back that way."""
+    original = torch.load
+    if getattr(original, "_grader_patched", False):
+        return
+
+    @functools.wraps(original)
+    def load(*args: Any, **kwargs: Any) -> Any:
+        if "weights_only" not in kwargs:
+            try:
+                return original(*args, **kwargs)
+            except Exception as exc:
+                if "weights_only" not in str(exc) and "Weights only" not in str(exc):
+                    raise
+                kwargs["weights_only"] = False
+                note("torch.load(weights_only)", "torch 2.6 changed `torch.load` to refuse whole pickled objects by default; the course's torch loaded them, so the grader did (inside the sandbox).")
+        return original(*args, **kwargs)
+
+    load._grader_patched = True  # type: ignore[attr-defined]
+    torch.load = load
+
+
+def _patch_modeling_utils(module: Any) -> None:
+    """``from_pretrained(torch_dtype=torch.float16)`` without a GPU, push_to_hub of models, and two
+    transformers-5 changes that break custom models written for 4.35."""
+    cls = module.PreTrainedModel
+    if cls.__dict__.get("_grader_patched", False):
+        return
+    original = cls.from_pretrained.__func__
+
+    def from_pretrained(klass: Any, *args: Any, **kwargs: Any) -> Any:
+        import torch
+
+        for key in ("torch_dtype", "dtype"):
+            if kwargs.get(key) in (torch.float16, torch.bfloat16, "float16", "bfloat16") and not _cuda():
+                kwargs[key] = torch.float32
+                note("env:float16", "`from_pretrained(torch_dtype=torch.float16)`: half precision needs a GPU; the grading machine ran the model on the CPU in float32.")
+        if "device_map" in kwargs and _is_cuda(kwargs["device_map"]) and not _cuda():
+            kwargs["device_map"] = None
+            note("env:cuda", "`from_pretrained(device_map='cuda')`: the grading machine has no GPU, so the model was loaded on the CPU.")
+        try:
+            return original(klass, *args, **kwargs)
+        except RuntimeError as exc:
+            # transformers 5 builds a model inside a meta-device context and refuses a nested
+            # from_pretrained (a custom model whose __init__ loads its feature model); 4.35 built
+            # the model on the CPU and loaded the weights into it, which is done here instead
+            if "meta device" not in str(exc) or getattr(klass, "__module__", "").startswith("transformers"):
+                raise
+            note("from_pretrained(meta device)", "transformers 5 refuses `from_pretrained` inside another model's construction (a meta-device context); 4.35 (the course's) allowed it, so the grader built the model and loaded its weights as 4.35 did.")
+            return _load_as_435(klass, *args, **kwargs)
+
+    cls.from_pretrained = classmethod(functools.wraps(original)(from_pretrained))
+
+    def _load_as_435(klass: Any, path: Any, *args: Any, config: Any = None, **kwargs: Any) -> Any:
+        import torch
+
+        folder = str(path)
+        if config is None:
+            config = klass.config_class.from_pretrained(folder)
+        if not getattr(config, "_name_or_path", ""):
+            config._name_or_path = folder  # 4.35 set it: a custom __init__ may load from it
+        model = klass(config)
+        weights = os.path.join(folder, "model.safetensors")
+        if os.path.isfile(weights):
+            from safetensors.torch import load_file
+
+            state = load_file(weights)
+        else:
+            state = torch.load(os.path.join(folder, "pytorch_model.bin"), map_location="cpu", weights_only=False)
+        model.load_state_dict(state, strict=False)
+        model.eval()
+        return model
+
+    class _LazyTiedKeys:
+        """transformers 5 fills ``all_tied_weights_keys`` in ``post_init()``, which custom models
+        written for 4.35 may never call; computed on first use instead (a non-data descriptor: the
+        value ``post_init`` sets wins)."""
+
+        def __get__(self, obj: Any, owner: Any = None) -> Any:
+            if obj is None:
+                return self
+            try:
+                value = obj.get_expanded_tied_weights_keys(all_submodels=False)
+            except Exception:
+                value = {}
+            obj.__dict__["all_tied_weights_keys"] = value
+            note("PreTrainedModel.post_init", "the custom model never calls `self.post_init()`, which transformers 5 needs (4.35 did not); the grader filled in what it sets.")
+            return value
+
+    if "all_tied_weights_keys" not in cls.__dict__ and hasattr(cls, "get_expanded_tied_weights_keys"):
+        cls.all_tied_weights_keys = _LazyTiedKeys()
+    _no_push(cls)
+    cls._grader_patched = True
+
+
+def _no_push(cls: Any) -> None:
+    if not hasattr(cls, "push_to_hub") or cls.__dict__.get("_grader_no_push", False):
+        return
+
+    def push_to_hub(self: Any, *args: Any, **kwargs: Any) -> Any:
+        note("env:push_to_hub", "`push_to_hub()`: the grading machine has no Hub access; nothing was uploaded (no points depend on it).")
+        return None
+
+    cls.push_to_hub = push_to_hub
+    cls._grader_no_push = True
+
+
+def _patch_hub(module: Any) -> None:
+    """``notebook_login()`` / ``login()`` do nothing offline, with a note."""
+    def login(*args: Any, **kwargs: Any) -> None:
+        note("env:login", "`notebook_login()`/`login()`: the grading machine has no Hub access and needs no token; skipped.")
+
+    for name in ("notebook_login", "login", "interpreter_login"):
+        if hasattr(module, name):
+            setattr(module, name, login)
+
+
+def _patch_hub_download(module: Any) -> None:
+    """A model id the offline store lacks: say which one, which ones the store has, and how an
+    instructor adds it, instead of a message about a missing internet connection."""
+    original = getattr(module, "hf_hub_download", None)
+    if original is None or getattr(original, "_grader_patched", False):
+        return
+
+    @functools.wraps(original)
+    def hf_hub_download(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return original(*args, **kwargs)
+        except Exception as exc:
+            repo = kwargs.get("repo_id", args[0] if args else None)
+            known = [x for x in os.environ.get("GRADER_STORE_MODELS", "").split(",") if x]
+            if isinstance(repo, str) and repo.strip() and known and repo not in known and not os.path.isdir(repo) and not repo.startswith(("/", ".")):
+                raise OSError(_missing_model_message(repo, known)) from exc
+            raise
+
+    hf_hub_download._grader_patched = True  # type: ignore[attr-defined]
+    module.hf_hub_download = hf_hub_download
+
+
+def _missing_model_message(repo: str, known: list[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(repo, known, n=1, cutoff=0.6)
+    asks = f" The assignment asks for '{close[0]}'." if close else ""
+    note(f"env:missing-model:{repo}", f"'{repo}' is neither a folder here nor a model in the grader's offline store (it has: {', '.join(known)}).")
+    return (f"'{repo}' is neither a folder in the notebook's working directory nor a model in the grading machine's "
+            f"offline store (it has: {', '.join(known)}).{asks} An instructor adds a model with: grader store fetch {repo}")
+
+
+def _patch_pipelines(module: Any) -> None:
+    """``pipeline("text2text-generation")`` was removed in transformers 5: a stand-in that runs the
+    model's ``generate`` as 4.35's pipeline did; ``device="cuda"`` runs on the CPU."""
+    original = module.pipeline
+    if getattr(original, "_grader_patched", False):
+        return
+
+    @functools.wraps(original)
+    def pipeline(task: Any = None, *args: Any, **kwargs: Any) -> Any:
+        if "device" in kwargs and _is_cuda(kwargs["device"]) and not _cuda():
+            kwargs["device"] = -1 if isinstance(kwargs["device"], int) else "cpu"
+            note("env:cuda", "`pipeline(device=...)` asked for a GPU; the grading machine has none, so it ran on the CPU.")
+        try:
+            return original(task, *args, **kwargs)
+        except KeyError as exc:
+            if task != "text2text-generation" or "removed" not in str(exc):
+                raise
+        note("pipeline(text2text-generation)", "`pipeline(\"text2text-generation\")` was removed in transformers 5; the grader ran the model's `generate` as 4.35's pipeline did.")
+        return _Text2Text(kwargs.get("model", args[0] if args else None), kwargs.get("tokenizer"))
+
+    pipeline._grader_patched = True  # type: ignore[attr-defined]
+    module.pipeline = pipeline
+
+
+class _Text2Text:
+    """What ``pipeline("text2text-generation")`` did in 4.35: tokenize, ``generate``, decode."""
+
+    def __init__(self, model: Any, tokenizer: Any) -> None:
+        from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+        self.model = AutoModelForSeq2SeqLM.from_pretrained(model) if isinstance(model, str) else model
+        name = model if isinstance(model, str) else getattr(getattr(model, "config", None), "_name_or_path", None)
+        self.tokenizer = AutoTokenizer.from_pretrained(tokenizer or name) if not hasattr(tokenizer, "decode") else tokenizer
+
+    def __call__(self, inputs: Any, **kwargs: Any) -> Any:
+        texts = [inputs] if isinstance(inputs, str) else list(inputs)
+        out = []
+        for text in texts:
+            enc = self.tokenizer(text, return_tensors="pt", truncation=True)
+            ids = self.model.generate(**enc, **{k: v for k, v in kwargs.items() if k not in ("return_text", "clean_up_tokenization_spaces")})
+            out.append({"generated_text": self.tokenizer.decode(ids[0], skip_special_tokens=True)})
+        return out[0] if isinstance(inputs, str) else out
+
+
 # --- import hook --------------------------------------------------------------------------------
 
 def _patch_torch(module: Any) -> None:
@@ -292,6 +636,8 @@ def _patch_torch(module: Any) -> None:
     if threads and threads.isdigit():
         module.set_num_threads(int(threads))
     module.manual_seed(0)
+    _patch_cuda(module)
+    _patch_torch_load(module)
 
 
 PATCHES: dict[str, Callable[[Any], None]] = {
@@ -300,8 +646,14 @@ PATCHES: dict[str, Callable[[Any], None]] = {
     "transformers.training_args": lambda m: _patch_training_args_class(m.TrainingArguments),
     "transformers.training_args_seq2seq": lambda m: _patch_training_args_class(m.Seq2SeqTrainingArguments),
     "transformers.trainer": lambda m: _patch_trainer_class(m.Trainer),
+    "transformers.trainer_seq2seq": lambda m: _patch_seq2seq_trainer(m.Seq2SeqTrainer),
+    "transformers.modeling_utils": _patch_modeling_utils,
+    "transformers.utils.hub": _patch_hub_download,
+    "transformers.pipelines": _patch_pipelines,
+    "huggingface_hub": _patch_hub,
     "transformers.tokenization_utils_base": lambda m: _patch_tokenizer_base(m.PreTrainedTokenizerBase),
     "datasets": _patch_datasets,
+    "datasets.arrow_dataset": _patch_dataset_columns,
 }
 
 

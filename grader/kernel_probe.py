@@ -54,6 +54,26 @@ def _array(values: Any, dtype: str, shape: list[int]) -> dict[str, Any]:
     return {"__array__": values, "dtype": dtype, "shape": shape}
 
 
+def save_tensors(artifact_dir: str | None, name: str, tensors: dict[str, Any]) -> Any:
+    """Ship tensors (model weights) as a safetensors file in ``artifact_dir``; returns the reference
+    the grader resolves (``{"__tensors__": file}``). Without an artifact folder (a student's own
+    ``selfcheck``, in-process) the arrays are returned as they are.
+
+    safetensors, never pickle: the grader parses the file with a format that cannot run code."""
+    import torch
+
+    flat = {str(k): v.detach().to("cpu").contiguous() for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+    flat = {k: (v.float() if v.dtype in (torch.float16, torch.bfloat16) else v) for k, v in flat.items()}
+    if artifact_dir is None:
+        return {k: v.numpy() for k, v in flat.items()}
+    from safetensors.torch import save_file
+
+    os.makedirs(artifact_dir, exist_ok=True)
+    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:60] + ".safetensors"
+    save_file(flat, os.path.join(artifact_dir, safe))
+    return {"__tensors__": safe}
+
+
 def run_probes(ns: dict[str, Any], probes: dict[str, Any], names: list[str], inputs: dict[str, Any], out_path: str, token: str) -> None:
     """Call each named probe with the user namespace and its inputs; write all results at once."""
     results: dict[str, Any] = {}

@@ -22,6 +22,7 @@ import yaml
 
 from grader.gradebook import Entry, Gradebook, ManualScore
 from grader.results import write_text_atomic
+from grader.safe import csv_cell, csv_uncell
 
 COLUMNS = ("submission", "name", "item", "subtask", "max_points", "points", "comment", "prompt", "answer", "reference", "hints")
 
@@ -76,9 +77,11 @@ def export_sheet(gradebook: Gradebook, out: Path, *, open_only: bool = False) ->
     rows = sheet_rows(gradebook.entries(), open_only=open_only)
     if sheet_format(out) == "csv":
         buf = io.StringIO()
-        writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
+        # CRLF: csv quotes a cell holding a line terminator's characters only; a lone CR must not split a row
+        writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\r\n")
         writer.writeheader()
-        writer.writerows(rows)
+        # answers, names and comments are students' and TAs' text: no cell runs as a formula
+        writer.writerows({k: csv_cell(v) for k, v in r.items()} for r in rows)
         # A BOM so that spreadsheet programs read the accents right.
         write_text_atomic(out, "\ufeff" + buf.getvalue())
     else:
@@ -126,7 +129,7 @@ def read_sheet(path: Path) -> list[tuple[str, dict[str, Any]]]:
         rows = []
         start = reader.line_num + 1
         for row in reader:
-            rows.append((f"row {start}", dict(row)))
+            rows.append((f"row {start}", {k: csv_uncell(v) if isinstance(v, str) else v for k, v in row.items()}))
             start = reader.line_num + 1
         return rows
     doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -160,6 +163,16 @@ def parse_points(value: Any) -> float | None:
     return number
 
 
+def points_problem(points: float | None, maximum: float) -> str | None:
+    """Why ``points`` cannot be stored for an item worth ``maximum``; ``None`` when they can.
+    One rule for every way points come in (the sheet, the review page)."""
+    if points is not None and points < 0:
+        return f"points {_num(points)} are negative"
+    if points is not None and points > maximum + 1e-9:
+        return f"points {_num(points)} are above the maximum {_num(maximum)}"
+    return None
+
+
 def import_sheet(gradebook: Gradebook, path: Path, *, source: str = "") -> ImportReport:
     report = ImportReport()
     entries = {e.submission.id: e for e in gradebook.entries()}
@@ -187,11 +200,9 @@ def import_sheet(gradebook: Gradebook, path: Path, *, source: str = "") -> Impor
             continue
         comment = str(row.get("comment") or "").strip()
         maximum = items[item].max_points
-        if points is not None and points < 0:
-            report.rejected.append(f"{where}: points {_num(points)} are negative")
-            continue
-        if points is not None and points > maximum + 1e-9:
-            report.rejected.append(f"{where}: points {_num(points)} are above the maximum {_num(maximum)}")
+        problem = points_problem(points, maximum)
+        if problem:
+            report.rejected.append(f"{where}: {problem}")
             continue
         if (sid, item) in seen:
             report.rejected.append(f"{where}: the same submission and item as {seen[(sid, item)]}; only the first is used")
@@ -220,8 +231,9 @@ def _describe(label: str, row: Mapping[str, Any]) -> str:
 # --- bringing the outputs up to date ---------------------------------------------------------------
 
 
-def refresh_outputs(gradebook: Gradebook, submission_ids: Sequence[str]) -> list[str]:
-    """Rewrite the changed submissions' result.json and reports, then grades.csv and index.html.
+def refresh_outputs(gradebook: Gradebook, submission_ids: Sequence[str], out_dir: Path | None = None) -> list[str]:
+    """Rewrite the changed submissions' result.json and reports, then grades.csv and index.html
+    (in ``out_dir``, by default the batch's output folder the gradebook names).
 
     Returns warnings (a report that could not be re-rendered is said, not hidden).
     """
@@ -229,11 +241,10 @@ def refresh_outputs(gradebook: Gradebook, submission_ids: Sequence[str]) -> list
     from grader.overview import write_overview
 
     warnings = rewrite_outputs(gradebook, submission_ids)
-    out_dir = gradebook.get_meta("out_dir")
+    out_dir = out_dir or (Path(meta) if (meta := gradebook.get_meta("out_dir")) else None)
     if out_dir:
-        out = Path(out_dir)
-        write_grades_csv(gradebook.entries(), out / "grades.csv")
-        write_overview(gradebook, out)
+        write_grades_csv(gradebook.entries(), out_dir / "grades.csv")
+        write_overview(gradebook, out_dir)
     return warnings
 
 

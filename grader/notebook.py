@@ -24,6 +24,13 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_raw_
 from grader.team import team_from_text
 
 MAX_NOTEBOOK_BYTES = 64 * 2**20
+# Nesting of the notebook's JSON, checked before parsing (json.loads recurses once per level):
+# nbformat itself needs five levels; rich outputs and widget metadata go a few dozen deep.
+MAX_JSON_DEPTH = 200
+# Cells of one notebook. The course's notebooks have about 150. Every cell costs the grader its own
+# time whatever it holds (measured on 2 busy cores: 0.5 ms to load, 1-1.6 ms to execute an empty
+# cell), so 100,000 empty cells took 8 minutes and a 14 MB result.json; 5,000 take about 10 s.
+MAX_CELLS = 5_000
 
 
 @dataclass(frozen=True)
@@ -57,17 +64,24 @@ class Outline:
 
 
 def load_notebook(path: Path) -> LoadedNotebook | BadInput:
-    """Read ``path`` into a valid nbformat-4 notebook, repairing what can be repaired."""
+    """Read ``path`` into a valid nbformat-4 notebook, repairing what can be repaired.
+
+    The file is untrusted: it is read only if it is a regular file (a FIFO would block for ever) of at
+    most ``MAX_NOTEBOOK_BYTES``, and parsed only if its nesting stays within ``MAX_JSON_DEPTH``; a
+    notebook of more than ``MAX_CELLS`` cells is refused before any cell is looked at.
+    """
     import hashlib
 
+    from grader.untrusted import Refused, parse_json, read_bytes
+
     try:
-        raw = path.read_bytes()
+        raw = read_bytes(path, max_bytes=MAX_NOTEBOOK_BYTES)
+    except Refused as exc:
+        return BadInput(path, f"the file was not read: {exc}")
     except OSError as exc:
         return BadInput(path, f"cannot read the file: {exc.strerror or exc}")
     if not raw.strip():
         return BadInput(path, "the file is empty")
-    if len(raw) > MAX_NOTEBOOK_BYTES:
-        return BadInput(path, f"the file is {len(raw) / 2**20:.0f} MiB; notebooks over {MAX_NOTEBOOK_BYTES // 2**20} MiB are not graded")
     digest = hashlib.sha256(raw).hexdigest()
     repairs: list[str] = []
     try:
@@ -76,20 +90,23 @@ def load_notebook(path: Path) -> LoadedNotebook | BadInput:
         text = raw.decode("latin-1")
         repairs.append("the file is not UTF-8; it was read as Latin-1")
     try:
-        data = json.loads(text)
+        data = parse_json(text, max_depth=MAX_JSON_DEPTH, what="the file")
     except json.JSONDecodeError as exc:
         return BadInput(path, f"the file {_json_problem(text, exc)}: {exc.msg} at line {exc.lineno}, column {exc.colno}")
-    except RecursionError:
-        return BadInput(path, "the file is not a usable notebook: its JSON is nested too deeply")
-    except ValueError as exc:  # e.g. an integer of more digits than Python converts
-        return BadInput(path, f"the file is not a usable notebook: {exc}")
+    except Refused as exc:
+        return BadInput(path, f"{exc}; it is not a usable notebook")
     if not isinstance(data, dict):
         return BadInput(path, f"the file is JSON but not a notebook (top level is a {type(data).__name__}, expected an object)")
+    cells = data.get("cells")
+    if isinstance(cells, list) and len(cells) > MAX_CELLS:
+        return BadInput(path, f"the notebook has {len(cells):,} cells; notebooks of more than {MAX_CELLS:,} cells are not graded")
     if path.suffix.lower() != ".ipynb":
         repairs.append(f"the file is named '{path.name}' but holds a notebook; it was graded as one")
     nb_or_error = _to_v4(data, repairs)
     if isinstance(nb_or_error, str):
         return BadInput(path, nb_or_error)
+    if len(nb_or_error.cells) > MAX_CELLS:  # an nbformat 3 notebook, counted after the upgrade
+        return BadInput(path, f"the notebook has {len(nb_or_error.cells):,} cells; notebooks of more than {MAX_CELLS:,} cells are not graded")
     return LoadedNotebook(path=path, nb=nb_or_error, repairs=tuple(repairs), sha256=digest)
 
 
@@ -262,24 +279,44 @@ def _strip_comment_markup(src: str) -> str:
 # --- normalization for execution ----------------------------------------------------------------
 
 _INSTALL = re.compile(r"^(\s*)([%!]\s*(?:pip|pip3|conda|mamba|apt|apt-get|uv)\b.*)$", re.MULTILINE)
+# Shell lines that would reach the network: skipped, named. Harmless ones (ls, cp, mv, zip, unzip,
+# mkdir, nvidia-smi ...) run in the sandbox as they are.
+_NETWORK = re.compile(r"^(\s*)([%!]\s*(?:wget|curl|git)\b.*)$", re.MULTILINE)
 _COLAB = re.compile(r"^(\s*)(.*\bdrive\.mount\(.*)$", re.MULTILINE)
+# "/content" as a path of its own (not ".../content/..."): Colab's working folder
+_CONTENT = re.compile(r"(?<![\w./~-])/content(?=/|[\"'\s)]|$)", re.MULTILINE)
 
 
-def neutralize(nb: NotebookNode) -> tuple[NotebookNode, tuple[str, ...]]:
-    """A copy of ``nb`` with package installs and Drive mounts commented out, and what was done."""
+def neutralize(nb: NotebookNode, platform: str = "") -> tuple[NotebookNode, tuple[str, ...]]:
+    """A copy of ``nb`` made runnable offline, and what was done (notes for the report).
+
+    Package installs and network shell lines (``!wget``, ``!git``) are commented out. With
+    ``platform="colab"`` Colab is emulated instead of cut away: ``/content`` paths become the
+    working folder (the kernel's cwd) and ``drive.mount`` runs against ``google.colab``'s stand-in;
+    otherwise Drive mounts are commented out too."""
     out = nbformat.from_dict(json.loads(json.dumps(nb)))
-    installs = mounts = 0
+    installs = network = mounts = content = 0
     for cell in out.cells:
         if cell.cell_type != "code":
             continue
         src, n = _INSTALL.subn(r"\1pass  # grader: skipped: \2", cell.source)
         installs += n
-        src, m = _COLAB.subn(r"\1pass  # grader: skipped: \2", src)
-        mounts += m
+        src, n = _NETWORK.subn(r"\1pass  # grader: skipped: \2", src)
+        network += n
+        if platform == "colab":
+            src, n = _CONTENT.subn(".", src)
+            content += n
+        else:
+            src, m = _COLAB.subn(r"\1pass  # grader: skipped: \2", src)
+            mounts += m
         cell.source = src
     notes = []
     if installs:
         notes.append(f"{installs} package-install line(s) (%pip / !pip) were skipped: grading uses a fixed, offline environment")
+    if network:
+        notes.append(f"{network} shell line(s) that download (!wget / !curl / !git) were skipped: the grading machine is offline")
     if mounts:
         notes.append(f"{mounts} Google Drive mount(s) were skipped")
+    if content:
+        notes.append(f"Colab: {content} `/content` path(s) were read as the notebook's working folder, as on Colab")
     return out, tuple(notes)

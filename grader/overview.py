@@ -5,7 +5,6 @@ drawn by the template from numbers computed here, so it opens from a USB stick w
 
 from __future__ import annotations
 
-import os
 import statistics
 import time
 from collections import Counter
@@ -13,12 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from grader.batch import status_word
 from grader.gradebook import Entry, Gradebook, manual_scored, subtask_order
 from grader.results import write_text_atomic
+from grader.safe import safe_id
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -127,11 +128,7 @@ def submission_rows(entries: Sequence[Entry], page_dir: Path) -> list[Row]:
     for e in entries:
         r = e.result
         rank = 0 if r.status == "error" else 1 if r.kernel_status != "ok" else 2
-        folder = e.run.result_path.parent
-        target = folder / "report.html"
-        if not target.exists():
-            target = e.run.result_path
-        href = Path(os.path.relpath(target, page_dir)).as_posix()
+        href = report_href(e.submission.id, page_dir)
         open_items = sum(1 for m in r.manual if m.points is None)
         rows.append(Row(
             id=e.submission.id, name=e.submission.name, team=", ".join(r.team), status=status_word(r), rank=rank,
@@ -139,6 +136,19 @@ def submission_rows(entries: Sequence[Entry], page_dir: Path) -> list[Row]:
             href=href, problems=e.submission.problems, manual_open=open_items,
         ))
     return sorted(rows, key=lambda row: (row.rank, row.id))
+
+
+def report_href(sid: str, page_dir: Path) -> str:
+    """The link from ``index.html`` to a submission's report: built only from the id, and only when
+    the id is what ``grader.safe.safe_id`` makes (no scheme, no ``..``, no separator); the id is
+    percent-encoded as one path segment. ``""`` (no link) for anything else, such as an id a gradebook
+    from before ids were normalised holds, or a submission whose folder has no report."""
+    if safe_id(sid) != sid:
+        return ""
+    for name in ("report.html", "result.json"):
+        if (page_dir / sid / name).is_file():
+            return f"{quote(sid, safe='')}/{name}"
+    return ""
 
 
 def overview_context(entries: Sequence[Entry], page_dir: Path, similarity: Any = None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from typing import Any
 from grader import checks as checks_api
 from grader.execute import ExecConfig, Execution
 from grader.execute import run as run_execution
+from grader.longtext import clip_long_texts
 from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize, outline
 from grader.probe import ProbeRequest
 from grader.render import render_reports
@@ -52,10 +53,14 @@ class GradeOptions:
     submission_id: str | None = None
     hide_paths: tuple[Path, ...] = ()  # more paths the kernel must not read (other submissions, gradebook)
     render_reports: bool = True
+    kernel_env: str | None = None  # a kernel environment the rubric declares (None: its default)
 
 
 def submission_id(path: Path) -> str:
-    return path.stem if path.suffix else path.name
+    """The file's name without extension, made safe as a folder name and link (``grader.safe``)."""
+    from grader.safe import safe_id
+
+    return safe_id(path.stem if path.suffix else path.name)
 
 
 def grade_submission(notebook: Path, out_dir: Path, options: GradeOptions | None = None, rubric: Rubric | None = None) -> GradeResult:
@@ -90,6 +95,7 @@ def _empty(rubric: Rubric, sid: str, path: Path, status_error: str, kind: str) -
 def _write(result: GradeResult, out_dir: Path, rubric: Rubric, options: GradeOptions) -> GradeResult:
     """Render the reports, then write result.json (with the render time). A template that fails
     does not cost the student their result: it is logged and result.json is written all the same."""
+    result = clip_long_texts(result, out_dir)  # a 50 MB answer is kept once, in full-text/, not in every output
     if options.render_reports:
         t0 = time.perf_counter()
         try:
@@ -109,29 +115,35 @@ def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric,
     loaded = load_notebook(notebook)
     if isinstance(loaded, BadInput):
         return _empty(rubric, sid, notebook, status_error=f"{loaded.path.name}: {loaded.message}", kind="bad_input")
-    nb, neutral_notes = neutralize(loaded.nb)
+    nb, neutral_notes = neutralize(loaded.nb, rubric.kernel.platform)
     shape = outline(nb)
     timings["load"] = round(time.perf_counter() - t0, 4)
 
     pack = rubric.checks_module
     public_only = options.public_only
     specs = [c for c in rubric.checks if not (public_only and c.hidden)]
-    names = rubric.probe_names(public_only)
+    plan_names = rubric.probe_plan(public_only)
     cells: dict[str, list[str]] = {}
     for cell, section in zip(nb.cells, shape.sections, strict=True):
         if cell.cell_type == "code" and section.subtask:
             cells.setdefault(section.subtask, []).append(cell.source)
-    inputs: dict[str, Any] = pack.make_inputs(rubric, names, cells)
+    # fresh inputs for every submission (seeded by its content): knowing one run's inputs answers nothing
+    inputs: dict[str, Any] = pack.make_inputs(rubric, plan_names, submission_seed(rubric, loaded.sha256),
+                                              source={k: tuple(v) for k, v in cells.items()})
+    plan = {s: ProbeRequest(rubric.probe_source(s), names, inputs.get(s, {}), rubric.limits.probe_timeout)
+            for s, names in plan_names.items()}
 
-    execution = _execute(loaded, nb, shape.sections, rubric, options, ProbeRequest(rubric.probes_source, names, inputs, rubric.limits.probe_timeout))
+    execution, saved = _execute(loaded, nb, shape.sections, rubric, options, plan)
     timings.update({f"execute_{k}": v for k, v in execution.seconds.items()})
 
     t1 = time.perf_counter()
     reference = pack.reference(rubric, inputs)
-    ctx = checks_api.CheckContext(probe=execution.probe, reference=reference, inputs=inputs)
+    ctx = checks_api.CheckContext(probes=execution.probes, reference=reference, inputs=inputs,
+                                  source={k: tuple(v) for k, v in cells.items()}, saved=saved)
     fns = checks_api.collect(pack)
-    results: list[CheckResult] = [checks_api.run_check(spec, fns.get(spec.id), ctx) for spec in specs]
-    if execution.kernel_status in ("timeout", "deadline") and not execution.probe.calls:
+    results: list[CheckResult] = [_late_note(checks_api.run_check(spec, fns.get(spec.id), ctx), spec, execution)
+                                  for spec in specs]
+    if execution.kernel_status in ("timeout", "deadline") and not any(o.calls for o in execution.probes.values()):
         results = [replace(r, status="timeout") if r.status == "failed" and r.points == 0 else r for r in results]
     timings["compare"] = round(time.perf_counter() - t1, 4)
 
@@ -161,7 +173,29 @@ def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric,
     )
 
 
-def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, options: GradeOptions, request: ProbeRequest) -> Execution:
+def submission_seed(rubric: Rubric, content_sha256: str) -> int:
+    """The seed of a submission's fresh probe inputs: its content, the rubric's hidden seed and this
+    installation's secret (``grader.secret``), so that neither a student nor another course's
+    grader can predict them, and re-grading the same notebook draws the same ones."""
+    import hashlib
+
+    from grader.secret import grader_secret
+
+    text = f"{rubric.hidden_seed}:{grader_secret()}:{content_sha256}"
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
+
+
+def _late_note(result: CheckResult, spec: Any, execution: Execution) -> CheckResult:
+    outcome = execution.probes.get(spec.subtask)
+    late = [n for n in spec.probes if outcome is not None and n in outcome.calls and outcome.calls[n].late]
+    if not late:
+        return result
+    note = "checked after the notebook's last cell: at the end of its subtask the object did not exist yet"
+    return replace(result, message=f"{result.message}; {note}" if result.message else note)
+
+
+def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, options: GradeOptions,
+             plan: dict[str, ProbeRequest]) -> tuple[Execution, dict[str, Any]]:
     from grader.store import check_store, prepare_scratch, store_env, store_root
 
     root = store_root()
@@ -173,6 +207,11 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
     # what the libraries write at run time (datasets' lock files, metric caches) goes to a scratch
     # folder inside the kernel's private working folder, so the store itself stays read-only
     scratch = prepare_scratch(root, workdir / ".hf-scratch")
+    from grader.kernel_env import interpreter
+    from grader.kernel_env import prefix as env_prefix
+
+    env_spec = rubric.kernel.env(options.kernel_env)
+    python = None if env_spec.is_grader_env else str(interpreter(env_spec))
     policy = None
     if options.sandbox:
         from grader.sandbox import SandboxPolicy
@@ -182,23 +221,44 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
             memory_bytes=int(memory * 2**30),
             cpu_seconds=int(limits.cpu_seconds),
             max_processes=limits.max_processes,
-            hide_paths=_hideable((*_private_paths(rubric), loaded.path.resolve().parent, *options.hide_paths), (root, workdir)),
-            expose_paths=(REPO_ROOT / "grader",),
+            hide_paths=_hideable((*_private_paths(rubric), loaded.path.resolve().parent, *options.hide_paths),
+                                 (root, workdir, *((env_prefix(env_spec),) if python else ()))),
+            expose_paths=(REPO_ROOT / "grader", *((env_prefix(env_spec),) if python else ())),
         )
+    kernel_vars = {**store_env(root, scratch), "GRADER_STORE_MODELS": ",".join(_store_models(root)), **options.env_overrides}
+    if rubric.kernel.platform == "colab":
+        from grader.platforms import colab
+
+        colab.prepare_workdir(workdir)
+        kernel_vars = colab.kernel_env(kernel_vars)
     config = ExecConfig(
         cell_timeout=options.cell_timeout or limits.cell_timeout,
         deadline=options.deadline or limits.deadline,
         max_train_steps=options.max_train_steps or limits.max_train_steps,
         torch_threads=options.torch_threads or (os.cpu_count() or 1),
         max_output_bytes=int(limits.max_output_mib * 2**20),
-        env={**store_env(root, scratch), **options.env_overrides},
+        env=kernel_vars,
         sandbox=policy,
+        python=python,
     )
     try:
-        return run_execution(nb, workdir, config, request, [s.subtask for s in sections])
+        execution = run_execution(nb, workdir, config, plan, [s.subtask for s in sections])
+        from grader.artifacts import read_all_saved
+
+        return execution, read_all_saved(workdir, rubric.saved_files)  # after the kernel stopped
     finally:
         if not options.keep_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _store_models(root: Path) -> list[str]:
+    """The model ids the store holds (named to the student when a notebook asks for another)."""
+    from grader.store import StoreMissing, read_manifest
+
+    try:
+        return [e.id for e in read_manifest(root).entries if e.kind == "model"]
+    except StoreMissing:
+        return []
 
 
 def _hideable(paths: tuple[Path, ...], needed_too: tuple[Path, ...] = ()) -> tuple[Path, ...]:
@@ -233,16 +293,26 @@ def _manual_item(pack: Any, spec: Any, answers: dict[str, tuple[str, ...]], exec
         hints = tuple(pack.manual_hints(spec.id, text))
     if hasattr(pack, "reference_answer") and spec.reference:
         reference = pack.reference_answer(spec.reference)
-    return ManualItem(id=spec.id, subtask=spec.subtask, max_points=spec.points, prompt=spec.prompt, answer=text, hints=hints, reference=reference)
+    suggested: float | None = None
+    why = ""
+    if getattr(spec, "suggest", False) and hasattr(pack, "suggest"):
+        found = pack.suggest(spec.id, text)
+        if found is not None:  # a fraction of the item's points, and why; a TA confirms it
+            suggested, why = round(spec.points * max(0.0, min(1.0, float(found[0]))), 4), str(found[1])
+    return ManualItem(id=spec.id, subtask=spec.subtask, max_points=spec.points, prompt=spec.prompt, answer=text, hints=hints,
+                      reference=reference, suggested=suggested, suggestion=why)
 
 
 def _notes(loaded: LoadedNotebook, neutral: tuple[str, ...], execution: Execution) -> tuple[Note, ...]:
     notes: list[Note] = [Note("repair", r) for r in loaded.repairs]
     notes += [Note("info", n) for n in neutral]
-    notes += [Note("drift", msg) for msg in execution.drift.values()]
+    for api, msg in execution.drift.items():
+        # "colab:" and "env:" notes: what Colab and its GPU/Hub gave the notebook, emulated here
+        notes.append(Note("colab" if api.startswith(("colab:", "env:")) else "drift", msg))
     if execution.restarts:
         notes.append(Note("kernel", f"the kernel was restarted {execution.restarts} time(s); cells that killed it were skipped"))
     notes += [Note("sandbox", f"sandbox: {m}") for m in execution.sandbox_missing]
-    if execution.probe.error:
-        notes.append(Note("kernel", f"probes: {execution.probe.error}"))
+    for subtask, outcome in sorted(execution.probes.items()):
+        if outcome.error:
+            notes.append(Note("kernel", f"probes{' of ' + subtask if subtask else ''}: {outcome.error}", subtask or None))
     return tuple(notes)

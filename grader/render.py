@@ -81,7 +81,8 @@ def render(result: GradeResult, out_dir: Path, titles: dict[str, str], title: st
         "failing_cells": [c for c in student.cells if c.status in ("error", "timeout")],
         "not_run": [c for c in student.cells if c.status == "not_run"],
         "drift": [n for n in student.notes if n.kind == "drift"],
-        "other_notes": [n for n in student.notes if n.kind != "drift"],
+        "colab": [n for n in student.notes if n.kind == "colab"],
+        "other_notes": [n for n in student.notes if n.kind not in ("drift", "colab")],
         "total_max": round(student.auto_max + student.manual_max, 4),
         "check_titles": check_titles or {},
     }

@@ -20,8 +20,9 @@ SubmissionStatus = Literal["graded", "error"]
 # Why a submission could not be graded (status "error"): the file (bad_input) or the harness (grader).
 ErrorKind = Literal["bad_input", "grader"]
 CellStatus = Literal["ok", "error", "timeout", "not_run"]
-# How the kernel ended. Anything but "ok" is named in the report.
-KernelStatus = Literal["ok", "timeout", "memory", "died", "output_limit", "cuda", "deadline"]
+# How the kernel ended. Anything but "ok" is named in the report. "disk": the sandbox stopped the
+# kernel because its working folder grew past the disk quota (grader.diskquota).
+KernelStatus = Literal["ok", "timeout", "memory", "died", "output_limit", "cuda", "deadline", "disk"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,8 @@ class ManualItem:
     points: float | None = None  # filled in by a TA (manual import)
     comment: str = ""
     reference: str = ""  # the reference answer, for TAs only: never in a student-facing report
+    suggested: float | None = None  # points the grader suggests (a TA confirms or changes them); never counted by itself
+    suggestion: str = ""  # why, for the TA
 
 
 @dataclass(frozen=True)
@@ -79,7 +82,7 @@ class SubtaskScore:
 class Note:
     """Something the report tells without deducting: API drift, sandbox layers that were off, repairs."""
 
-    kind: Literal["drift", "sandbox", "repair", "kernel", "info"]
+    kind: Literal["drift", "colab", "sandbox", "repair", "kernel", "info"]
     message: str
     subtask: str | None = None
 
@@ -119,7 +122,7 @@ class GradeResult:
         from dataclasses import replace
 
         checks = tuple(replace(c, detail="") for c in self.checks if not c.hidden)
-        manual = tuple(replace(m, reference="", hints=()) for m in self.manual)
+        manual = tuple(replace(m, reference="", hints=(), suggested=None, suggestion="") for m in self.manual)
         return replace(self, checks=checks, manual=manual, public_only=True)
 
 

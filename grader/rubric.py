@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -19,6 +20,8 @@ from types import ModuleType
 from typing import Any
 
 import yaml
+
+from grader.kernel_env import EnvSpec
 
 RUBRIC_SCHEMA_VERSION = 1
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
@@ -39,6 +42,7 @@ class Limits:
     cpu_seconds: int = 1800
     max_processes: int = 256
     max_output_mib: float = 8.0
+    gpu: bool = False  # submissions need a GPU: on a Dask cluster they go only to workers with a GPU resource
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,27 @@ class ManualSpec:
     prompt: str
     answer_from: str = ""  # the subtask whose "Answer" cells hold the student's text
     reference: str = ""  # name of a reference answer (rubric checks module resolves it)
+    bullets: tuple[str, ...] = ()  # the official rubric's bullets for this item, shown to TAs (grader review)
+    suggest: bool = False  # the pack suggests points from the answer (``suggest(item_id, text)``); a TA confirms
+
+
+@dataclass(frozen=True)
+class KernelSettings:
+    """Where the pack's notebooks run: the environments it declares (``grader env build``) and the
+    platform they were written for (``colab``: Colab's paths, ``google.colab`` and shell habits are
+    emulated and named in the report)."""
+
+    envs: tuple[EnvSpec, ...] = (EnvSpec("current", "the grader's own libraries"),)
+    default_env: str = "current"
+    platform: str = ""
+
+    def env(self, name: str | None = None) -> EnvSpec:
+        wanted = name or self.default_env
+        for spec in self.envs:
+            if spec.name == wanted:
+                return spec
+        known = ", ".join(e.name for e in self.envs)
+        raise RubricError(f"no kernel environment '{wanted}' in this rubric (known: {known})")
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,8 @@ class Rubric:
     checks: tuple[CheckSpec, ...]
     manual: tuple[ManualSpec, ...]
     limits: Limits = field(default_factory=Limits)
+    kernel: KernelSettings = field(default_factory=KernelSettings)
+    saved_files: tuple[str, ...] = ()  # paths (relative to the notebook's folder) read after the kernel stops
     store_builder: str = ""
     store_fetcher: str = ""
     hidden_seed: int = 0
@@ -87,6 +114,16 @@ class Rubric:
     @property
     def subtask_ids(self) -> tuple[str, ...]:
         return tuple(s.id for s in self.subtasks)
+
+    def probe_plan(self, public_only: bool = False) -> dict[str, tuple[str, ...]]:
+        """The probes each subtask's checks need, run after that subtask's last cell."""
+        plan: dict[str, list[str]] = {}
+        for c in self.checks:
+            if public_only and c.hidden:
+                continue
+            names = plan.setdefault(c.subtask, [])
+            names += [p for p in c.probes if p not in names]
+        return {k: tuple(v) for k, v in plan.items() if v}
 
     def probe_names(self, public_only: bool = False) -> tuple[str, ...]:
         names: list[str] = []
@@ -102,8 +139,24 @@ class Rubric:
     def probes_source(self) -> str:
         return (self.folder / "probes.py").read_text(encoding="utf-8")
 
+    def probe_source(self, subtask: str) -> str:
+        """What of ``probes.py`` goes into the kernel after ``subtask``: its shared part (before the
+        first ``# --- <subtask> ---`` line) and that subtask's section. A subtask's probe code then
+        reaches the kernel only once that subtask's cells have run, so a notebook cannot study it
+        beforehand. A file without sections goes whole."""
+        sections = _probe_sections(self.probes_source)
+        if subtask not in sections:
+            return self.probes_source
+        return sections[""] + "\n" + sections[subtask]
+
     @cached_property
     def checks_module(self) -> ModuleType:
+        """The pack's ``checks.py``. A pack with an ``__init__.py`` is imported as a package
+        (``grader_pack_<assignment>``), so its modules import each other with relative imports."""
+        if (self.folder / "__init__.py").is_file():
+            package = f"grader_pack_{_identifier(self.assignment)}"
+            _import_file(package, self.folder / "__init__.py", package=True)
+            return _import_file(f"{package}.checks", self.folder / "checks.py")
         return _import_file(f"grader_rubric_{self.assignment}_checks", self.folder / "checks.py")
 
     def template_dir(self) -> Path | None:
@@ -111,10 +164,26 @@ class Rubric:
         return d if d.is_dir() else None
 
 
-def _import_file(name: str, path: Path) -> ModuleType:
+_SECTION = re.compile(r"^# --- (\S+) -+\s*$", re.MULTILINE)
+
+
+def _probe_sections(text: str) -> dict[str, str]:
+    """``probes.py`` cut at its ``# --- <subtask> ----`` lines; ``""`` is the part before the first."""
+    marks = list(_SECTION.finditer(text))
+    out = {"": text[: marks[0].start()] if marks else text}
+    for m, nxt in zip(marks, [*marks[1:], None], strict=True):
+        out[m.group(1)] = text[m.start(): nxt.start() if nxt else len(text)]
+    return out
+
+
+def _identifier(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text)
+
+
+def _import_file(name: str, path: Path, package: bool = False) -> ModuleType:
     if name in sys.modules:
         return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=[str(path.parent)] if package else None)
     if spec is None or spec.loader is None:
         raise RubricError(f"{path}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
@@ -172,7 +241,7 @@ def load_rubric(name_or_path: str | Path | None = None) -> Rubric:
         raise RubricError(f"{path}: expected a mapping at the top level")
     if data.get("schema_version") != RUBRIC_SCHEMA_VERSION:
         raise RubricError(f"{path}: schema_version {data.get('schema_version')!r}, expected {RUBRIC_SCHEMA_VERSION}")
-    top = {"schema_version", "assignment", "title", "total_points", "limits", "subtasks", "checks", "manual", "store_builder", "store_fetcher", "hidden_seed"}
+    top = {"schema_version", "assignment", "title", "total_points", "limits", "kernel", "saved_files", "subtasks", "checks", "manual", "store_builder", "store_fetcher", "hidden_seed"}
     for key in data:
         if key not in top:
             close = difflib.get_close_matches(str(key), sorted(top), n=1)
@@ -189,6 +258,8 @@ def load_rubric(name_or_path: str | Path | None = None) -> Rubric:
         checks=checks,
         manual=manual,
         limits=_typed(Limits, data.get("limits") or {}, f"{path}: limits"),
+        kernel=_kernel_settings(data.get("kernel"), path),
+        saved_files=tuple(str(x) for x in (data.get("saved_files") or ())),
         store_builder=str(data.get("store_builder", "")),
         store_fetcher=str(data.get("store_fetcher", "")),
         hidden_seed=int(data.get("hidden_seed", 0)),
@@ -196,6 +267,33 @@ def load_rubric(name_or_path: str | Path | None = None) -> Rubric:
     )
     validate(rubric, path)
     return rubric
+
+
+def _kernel_settings(data: Any, path: Path) -> KernelSettings:
+    if data is None:
+        return KernelSettings()
+    where = f"{path}: kernel"
+    if not isinstance(data, dict):
+        raise RubricError(f"{where}: expected a mapping, found {type(data).__name__}")
+    raw = dict(data)
+    envs_raw = raw.pop("envs", None)
+    if not isinstance(envs_raw, list) or not envs_raw:
+        raise RubricError(f"{where}: 'envs' must list at least one environment")
+    envs = []
+    for i, e in enumerate(envs_raw):
+        spec = _typed(EnvSpec, e, f"{where}.envs[{i}]")
+        if not isinstance(spec.packages, tuple) or not all(isinstance(p, str) for p in spec.packages):
+            raise RubricError(f"{where}.envs[{i}]: 'packages' must be a list of pip requirement strings")
+        envs.append(spec)
+    settings = _typed(KernelSettings, {**raw, "envs": tuple(envs), "default_env": str(raw.get("default_env", envs[0].name))}, where)
+    names = [e.name for e in envs]
+    if len(set(names)) != len(names):
+        raise RubricError(f"{where}: duplicated environment names {names}")
+    if settings.default_env not in names:
+        raise RubricError(f"{where}: default_env '{settings.default_env}' is not one of {names}")
+    if settings.platform not in ("", "colab"):
+        raise RubricError(f"{where}: platform '{settings.platform}' is not known (known: colab)")
+    return settings
 
 
 def validate(rubric: Rubric, path: Path) -> None:

@@ -47,6 +47,8 @@ from jupyter_client.client import KernelClient
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
+from grader.diskquota import DiskWatch
+
 log = logging.getLogger(__name__)
 
 EPHEMERAL_USER = "auto"
@@ -69,6 +71,10 @@ class SandboxPolicy:
     max_file_bytes: int = 512 * 2**20  # RLIMIT_FSIZE
     max_output_bytes: int = 8 * 2**20  # read by the executor, which enforces it
     tmp_bytes: int = 2**30  # size of the private /tmp (a tmpfs: it is memory)
+    # growth of the workdir and the kernel's runtime folder (HOME) past which the kernel is stopped
+    # (grader.diskquota; 0: no quota); an honest run of the course's solution writes about 9 MiB
+    disk_bytes: int = 2**30
+    max_files: int = 100_000  # files and folders the kernel may create there
     network: bool = False  # False: own network namespace, loopback only
     hide_paths: tuple[Path, ...] = ()
     # folders the kernel must read although they may sit where the sandbox shows nothing (under /tmp,
@@ -337,6 +343,10 @@ def _interpreter_paths(argv0: str) -> list[Path]:
     exe = shutil.which(argv0) or argv0
     found.add(os.path.dirname(exe))
     found.add(os.path.dirname(os.path.realpath(exe)))
+    venv = os.path.dirname(os.path.dirname(exe))
+    if os.path.isfile(os.path.join(venv, "pyvenv.cfg")):  # a kernel environment's venv: its site-packages
+        found.add(venv)
+        found.add(os.path.dirname(os.path.dirname(os.path.realpath(exe))))  # and the base installation
     return sorted({Path(os.path.realpath(p)) for p in found if p})
 
 
@@ -382,6 +392,8 @@ class _Plan:
     owner: tuple[int, int] | None = None  # workdir's owner, restored afterwards
     transport: str = "tcp"
     pid_namespace: bool = False
+    disk_bytes: int = 0  # the policy's disk quota (0: none)
+    max_files: int = 0
 
 
 # Top-level folders a kernel sees (read-only); every other folder directly under / is covered.
@@ -522,7 +534,7 @@ def _plan(policy: SandboxPolicy, workdir: Path, env: dict[str, str], argv0: str
     runtime = Path(tempfile.mkdtemp(prefix="nbgrade-kernel-"))  # connection file, ipc sockets, HOME
     plan = _Plan(workdir=workdir, runtime=runtime, transport="ipc",  # TCP does not cross a netns
                  env=_kernel_env(env, runtime, private_tmp=use_bwrap),
-                 pid_namespace=use_bwrap or use_unshare)
+                 pid_namespace=use_bwrap or use_unshare, disk_bytes=policy.disk_bytes, max_files=policy.max_files)
     blank = runtime / "blank"  # mounted over hidden files: owned by root, mode 000
     blank.touch(mode=0)
     os.chmod(blank, 0)
@@ -609,11 +621,39 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     _plan: _Plan = _Plan()
     _namespaces: set[int] = set()  # inodes of PID namespaces seen below the wrapper
+    _disk: DiskWatch | None = None
 
     @property
     def kernel_uid(self) -> int | None:
         """The uid the kernel runs as (None: the grader's own)."""
         return self._plan.uid
+
+    @property
+    def limit_exceeded(self) -> str | None:
+        """Why the sandbox stopped the kernel itself (its disk quota), in words; None if it did not.
+        The kernel then looks dead to nbclient: callers name the cause with this."""
+        return self._disk.exceeded if self._disk is not None else None
+
+    def _watch_disk(self) -> None:
+        """Start the disk-quota watcher over the folders the kernel may write (``grader.diskquota``)."""
+        plan = self._plan
+        if plan.disk_bytes <= 0 or plan.runtime is None:
+            return
+        self._disk = DiskWatch((plan.workdir, plan.runtime), plan.disk_bytes, plan.max_files, self._stop_for_disk)
+        self._disk.start()
+
+    def _stop_for_disk(self, message: str) -> None:
+        """Called from the watcher's thread: kill everything of this kernel, as ``reap`` does."""
+        log.warning("sandbox: %s", message)
+        process = getattr(self.provisioner, "process", None)
+        if process is not None:
+            try:
+                os.killpg(process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            kill_process_tree(process.pid)
+        if self._plan.ephemeral and self._plan.uid is not None:
+            kill_user_processes(self._plan.uid)
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         return self._plan.prefix + super().format_kernel_cmd(extra_arguments)
@@ -627,6 +667,7 @@ class SandboxedKernelManager(AsyncKernelManager):
         kw["env"] = {**self._plan.env, **{k: v for k, v in kw.get("env", {}).items() if k.startswith("JPY_")}}
         kw["cwd"] = str(self._plan.workdir)
         await super()._async_launch_kernel(kernel_cmd, **kw)
+        self._watch_disk()
 
     async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
         process = getattr(self.provisioner, "process", None)
@@ -645,6 +686,8 @@ class SandboxedKernelManager(AsyncKernelManager):
         process = getattr(self.provisioner, "process", None)
         if process is not None and self._plan.pid_namespace:
             self._namespaces = self._namespaces | _pid_namespaces_below(process.pid)
+        if self._disk is not None:
+            self._disk.close()
         await super()._async_cleanup_resources(restart=restart)
         self.reap(process.pid if process is not None else None)
         if not restart:
@@ -696,8 +739,15 @@ async def stop_kernel(km: AsyncKernelManager, kc: KernelClient | None = None, no
         await km.cleanup_resources()
 
 
+def python_kernel_spec(python: str, display_name: str = "Python 3") -> KernelSpec:
+    """An ipykernel spec for a given interpreter (a kernel environment's venv, see grader.kernel_env)."""
+    return KernelSpec(argv=[python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                      display_name=display_name, language="python", interrupt_mode="message")
+
+
 def make_kernel_manager(policy: SandboxPolicy, workdir: Path, env: dict[str, str],
-                        kernel_name: str = "python3") -> tuple[SandboxedKernelManager, SandboxReport]:
+                        kernel_name: str = "python3", python: str | None = None
+                        ) -> tuple[SandboxedKernelManager, SandboxReport]:
     """A kernel manager for ``nbclient.NotebookClient(nb, km=km)`` whose kernel runs confined.
 
     Always finish with ``await stop_kernel(km)`` (in a ``finally``), even if the kernel never
@@ -713,6 +763,8 @@ def make_kernel_manager(policy: SandboxPolicy, workdir: Path, env: dict[str, str
     workdir = Path(os.path.realpath(workdir))
     workdir.mkdir(parents=True, exist_ok=True)
     km = SandboxedKernelManager(kernel_name=kernel_name)
+    if python is not None:
+        km._kernel_spec = python_kernel_spec(python)
     spec = km.kernel_spec
     if spec is None:
         raise SandboxError(f"no kernelspec named {kernel_name!r}")

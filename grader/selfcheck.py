@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.checks import CheckContext, collect, run_check
-from grader.kernel_probe import to_data
+from grader.kernel_probe import save_tensors, to_data
 from grader.probe import ProbeCall, ProbeOutcome, from_data
 from grader.results import CheckResult
 
@@ -69,8 +69,25 @@ def _user_namespace() -> dict[str, Any]:
     return vars(sys.modules["__main__"])
 
 
+def _history() -> tuple[str, ...]:
+    """The code cells this kernel ran (IPython's ``In``): the source for checks that read how
+    something is written. Without the notebook's headings they stand for every subtask."""
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None:
+            return tuple(str(x) for x in shell.user_ns.get("In", []) if x)
+    except ImportError:
+        pass
+    return ()
+
+
 def selfcheck(subtask: str | None = None, rubric: str | Path | None = None, namespace: dict[str, Any] | None = None) -> SelfCheck:
     """Run the public checks of ``subtask`` (or all) on the objects defined in this kernel."""
+    import secrets
+
+    from grader.artifacts import read_all_saved
     from grader.rubric import load_rubric
 
     rb = load_rubric(rubric)
@@ -78,20 +95,41 @@ def selfcheck(subtask: str | None = None, rubric: str | Path | None = None, name
         raise ValueError(f"unknown subtask {subtask!r}; known: {', '.join(rb.subtask_ids)}")
     ns = namespace if namespace is not None else _user_namespace()
     specs = [c for c in rb.checks if not c.hidden and (subtask is None or c.subtask == subtask)]
-    names = tuple(dict.fromkeys(p for c in specs for p in c.probes))
+    plan = {s: names for s, names in rb.probe_plan(public_only=True).items() if subtask is None or s == subtask}
+    history = _history()
+    source = {s: history for s in rb.subtask_ids}
     pack = rb.checks_module
-    inputs = pack.make_inputs(rb, names, {})
-    probes: dict[str, Any] = {"__name__": "__grader_selfcheck_probes__", "CELL_SUBTASKS": {}}
-    exec(compile(rb.probes_source, str(rb.folder / "probes.py"), "exec"), probes)
-    calls: dict[str, ProbeCall] = {}
-    for name in names:
-        try:
-            value = probes["PROBES"][name](ns, inputs.get(name, {}))
-            calls[name] = ProbeCall(name, ok=True, value=from_data(to_data(value)))
-        except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
-            calls[name] = ProbeCall(name, ok=False, error=f"{type(exc).__name__}: {exc}")
-    ctx = CheckContext(probe=ProbeOutcome(calls), reference=pack.reference(rb, inputs), inputs=inputs)
+    inputs = pack.make_inputs(rb, plan, secrets.randbelow(2**31), source=source)
+    outcomes: dict[str, ProbeOutcome] = {}
+    for sub, names in plan.items():
+        probes: dict[str, Any] = {"__name__": "__grader_selfcheck_probes__", "CELL_SUBTASKS": {},
+                                  "SAVE_TENSORS": lambda name, tensors: save_tensors(None, name, tensors)}
+        exec(compile(rb.probe_source(sub), str(rb.folder / "probes.py"), "exec"), probes)
+        calls: dict[str, ProbeCall] = {}
+        for name in names:
+            try:
+                value = probes[name](ns, inputs.get(sub, {}).get(name, {}))
+                calls[name] = ProbeCall(name, ok=True, value=_keep_arrays(value))
+            except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
+                calls[name] = ProbeCall(name, ok=False, error=f"{type(exc).__name__}: {exc}")
+        outcomes[sub] = ProbeOutcome(calls)
+    ctx = CheckContext(probes=outcomes, reference=pack.reference(rb, inputs), inputs=inputs, source=source,
+                       saved=read_all_saved(Path.cwd(), rb.saved_files))
     fns = collect(pack)
     results = tuple(run_check(spec, fns.get(spec.id), ctx) for spec in specs)
     # returned, not displayed: as a cell's last expression Jupyter shows it (HTML), once
     return SelfCheck(subtask, tuple(r for r in results if not r.hidden))
+
+
+def _keep_arrays(value: Any) -> Any:
+    """What the grader would read back (``from_data(to_data(...))``), but with tensors shipped as
+    arrays (``SAVE_TENSORS`` here returns them as numpy arrays, in the same process)."""
+    import numpy as np
+
+    if isinstance(value, dict):
+        if value and all(isinstance(v, np.ndarray) for v in value.values()):
+            return dict(value)
+        return {k: _keep_arrays(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_keep_arrays(v) for v in value)
+    return from_data(to_data(value))

@@ -27,6 +27,11 @@ from typing import Any
 
 CODE_K = 10  # tokens per fingerprint
 TEXT_K = 6  # words per fingerprint
+# Bounds per notebook, so that memory grows with the class, not with one student's text: the course's
+# solution has 57,000 characters of source, 2,800 code tokens and 7,000 words.
+MAX_CHARS = 1_000_000  # source characters read
+MAX_TOKENS = 50_000  # tokens of each kind fingerprinted
+MAX_LINE_CHARS = 300  # characters of one line shown in a passage
 Kind = str  # "code" or "text"
 
 
@@ -65,6 +70,7 @@ class SimilarityReport:
     submissions: int
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # kind -> median, mad of nearest-neighbour scores
     settings: dict[str, float] = field(default_factory=dict)
+    skipped: tuple[str, ...] = ()  # ids not compared: their notebook could not be read or was refused
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,7 +84,8 @@ def report_from_json(data: Mapping[str, Any]) -> SimilarityReport:
             for q in p.get("passages", ())
         )
         pairs.append(Pair(**{**p, "passages": passages}))
-    return SimilarityReport(tuple(pairs), int(data.get("submissions", 0)), dict(data.get("baseline", {})), dict(data.get("settings", {})))
+    return SimilarityReport(tuple(pairs), int(data.get("submissions", 0)), dict(data.get("baseline", {})), dict(data.get("settings", {})),
+                            tuple(data.get("skipped", ())))
 
 
 # --- one notebook ------------------------------------------------------------------------------------
@@ -96,17 +103,31 @@ class Prints:
 
 
 def read_cells(path: Path) -> list[tuple[int, str, str]]:
-    """(index, cell type, source) of a notebook; ``[]`` if it cannot be read."""
+    """(index, cell type, source) of a notebook; ``[]`` if it cannot be read or is refused.
+
+    Refused like grading refuses it (``grader.notebook``: a FIFO or link, over the size, nesting or
+    cell limits), and never more than ``MAX_CHARS`` of source in all: the fingerprints of a notebook
+    cost about 35 times its text, so a 50 MB answer must not reach them whole.
+    """
+    from grader.notebook import MAX_CELLS, MAX_JSON_DEPTH, MAX_NOTEBOOK_BYTES
+    from grader.untrusted import load_json
+
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig", errors="replace"))
-    except (OSError, ValueError):
+        data = load_json(path, max_bytes=MAX_NOTEBOOK_BYTES, max_depth=MAX_JSON_DEPTH, what="the notebook")
+    except (OSError, ValueError, RecursionError, MemoryError):
         return []
     cells = data.get("cells", []) if isinstance(data, dict) else []
+    if not isinstance(cells, list) or len(cells) > MAX_CELLS:
+        return []
     out = []
-    for i, cell in enumerate(cells if isinstance(cells, list) else []):
-        if isinstance(cell, dict):
+    budget = MAX_CHARS
+    for i, cell in enumerate(cells):
+        if isinstance(cell, dict) and budget > 0:
             src = cell.get("source", "")
-            out.append((i, str(cell.get("cell_type", "")), "".join(src) if isinstance(src, list) else str(src)))
+            text = "".join(x for x in src if isinstance(x, str)) if isinstance(src, list) else str(src)
+            text = text[:budget]
+            budget -= len(text)
+            out.append((i, str(cell.get("cell_type", "")), text))
     return out
 
 
@@ -164,10 +185,15 @@ def text_tokens(src: str) -> list[tuple[str, int]]:
     return out
 
 
-def fingerprints(path: Path) -> dict[Kind, Prints]:
+def fingerprints(path: Path) -> dict[Kind, Prints] | None:
+    """A notebook's fingerprints; ``None`` when it cannot be read or is refused: it is then left out
+    of the batch (it would only pull the class's typical score down)."""
     cells = read_cells(path)
+    if not cells:
+        return None
     local = defined_names([s for _, t, s in cells if t == "code"])
     prints = {"code": Prints(), "text": Prints()}
+    used = {"code": 0, "text": 0}
     for index, cell_type, src in cells:
         if cell_type == "code":
             kind, toks, k = "code", code_tokens(src, local), CODE_K
@@ -176,6 +202,8 @@ def fingerprints(path: Path) -> dict[Kind, Prints]:
         else:
             continue
         p = prints[kind]
+        toks = toks[: max(0, MAX_TOKENS - used[kind])]
+        used[kind] += len(toks)
         p.cells[index] = src
         for i in range(len(toks) - k + 1):
             gram = toks[i : i + k]
@@ -199,7 +227,9 @@ def find_similar(
 ) -> SimilarityReport:
     """Flag pairs of ``notebooks`` ({id: path}) that are unusually similar; see the module docstring."""
     teams = teams or {}
-    prints = {sid: fingerprints(path) for sid, path in sorted(notebooks.items())}
+    read = {sid: fingerprints(path) for sid, path in sorted(notebooks.items())}
+    prints = {sid: fp for sid, fp in read.items() if fp is not None}
+    skipped = tuple(sid for sid, fp in read.items() if fp is None)
     given = fingerprints(template) if template is not None and template.is_file() else None
     n = len(prints)
     pairs: list[Pair] = []
@@ -243,7 +273,7 @@ def find_similar(
                 pairs.append(Pair(a, b, kind, round(s, 4), shared[(a, b)], len(kept[a]), len(kept[b]), round(z, 2), same, passages))
     pairs.sort(key=lambda p: (p.same_team, -p.score, p.a, p.b))
     settings = {"common_fraction": common_fraction, "min_score": min_score, "min_z": min_z, "min_shared": float(min_shared)}
-    return SimilarityReport(tuple(pairs[:max_pairs]), n, baseline, settings)
+    return SimilarityReport(tuple(pairs[:max_pairs]), len(notebooks), baseline, settings, skipped)
 
 
 def _person(name: str) -> str:
@@ -272,7 +302,7 @@ def _passages(pa: Prints, pb: Prints, common: set[int], top: int = 3) -> tuple[P
 
 def _mark(src: str, shared: set[int], limit: int = 60) -> tuple[Line, ...]:
     lines = src.splitlines()
-    marked = tuple(Line(text, i in shared) for i, text in enumerate(lines, 1))
+    marked = tuple(Line(text[:MAX_LINE_CHARS], i in shared) for i, text in enumerate(lines[:limit], 1))
     return marked[:limit]
 
 

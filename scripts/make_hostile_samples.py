@@ -244,6 +244,140 @@ os.kill(os.getpid(), signal.SIGKILL)""",
 }
 
 
+# The forger: every bug of the single-bug samples at once (the code is wrong in 2.1, 2.2, 2.3, 3.1,
+# 3.2 and 3.3), plus this cell, right after the notebook's first Task 2 cell. It solves nothing: it
+# rewrites what the grader's probes write, through every door a cell left running has (json.dump,
+# json.dumps, os.replace, a thread rewriting result files), claiming success for each self-report it
+# knows the shape of (it has read the grader's source: that is public). A grader that holds the
+# principle "forging costs as much as solving" gives it no more than the same notebook without it.
+FORGE_AFTER_ID = "t2-1-load-swag"
+FORGE = """\
+# hostile sample: forge. Claims success in every probe result it can reach, computing nothing.
+import glob
+import json
+import os
+import threading
+import time
+
+__orig_dump, __orig_dumps, __orig_replace = json.dump, json.dumps, os.replace
+
+
+def __d(value):  # the grader's wire format (grader.kernel_probe.to_data)
+    if isinstance(value, dict):
+        return {"__dict__": {str(k): __d(v) for k, v in value.items()}, "__type__": "dict"}
+    if isinstance(value, (list, tuple)):
+        return {"__seq__": [__d(v) for v in value], "__type__": "list", "__len__": len(value)}
+    return value
+
+
+def __plain(entry):
+    v = entry.get("value") if isinstance(entry, dict) else None
+    return v.get("__dict__", {}) if isinstance(v, dict) else {}
+
+
+def __claim(name, entry):
+    shapes = {"real": 768, "small": 64}
+    if name == "custom_head":
+        return {key: {"modules": {"dense": {"class": "Linear", "in": d, "out": d, "bias": True},
+                                  "activation": {"class": "Tanh"}, "dropout": {"class": "Dropout"},
+                                  "dense2": {"class": "Linear", "in": d, "out": d // 4, "bias": True},
+                                  "classifier": {"class": "Linear", "in": d // 4, "out": 1, "bias": True}},
+                      "params": {}} for key, d in shapes.items()}
+    if name == "compute_metrics":
+        return {"toy": {"accuracy": 0.8}, "fresh": [{"value": {"accuracy": 0.25}}, {"value": {"accuracy": 0.25}}]}
+    if name == "evaluation":
+        v = __plain(entry)
+        return {"acc_hf": 0.5, "acc_custom": 0.5, "rerun": False, "labels": [0, 1, 2, 3] * 25,
+                "model_hf": {"class": "DistilBertForMultipleChoice", "name_or_path": "distilbert-base-uncased-swag/final_model",
+                             "preds": [0, 1, 0, 1] * 25},
+                "model_custom": {"class": "CustomMultipleChoice", "is_custom_class": True, "preds": [0, 1, 0, 1] * 25}}
+    if name in ("trainer_hf", "seq2seq_trainer"):
+        return {"class": "Seq2SeqTrainer" if name == "seq2seq_trainer" else "Trainer", "mro": ["Seq2SeqTrainer", "Trainer"],
+                "model_is_student_model": True, "collator_is_student": True, "compute_metrics_is_student": True,
+                "collator_class": "T2TDataCollator" if name == "seq2seq_trainer" else "MultipleChoiceDataCollator",
+                "train_dataset": {"rows": 300, "columns": []}, "eval_dataset": {"rows": 100, "columns": []}}
+    if name == "seq2seq_args":
+        return {"__class__": "Seq2SeqTrainingArguments", "output_dir": "t5-squad", "learning_rate": 1e-4, "weight_decay": 0.01,
+                "seed": 77, "max_steps": 200, "save_steps": 100, "per_device_train_batch_size": 32,
+                "gradient_accumulation_steps": 4, "remove_unused_columns": False}
+    if name == "get_answer":
+        return [{"answer": "Harry", "type": "str", "encoder_input_ids": None, "generate": {"kwargs": {}, "output_ids": [0, 1]}}] * 4
+    if name == "t2t_collator":
+        return {"own": {"keys": ["attention_mask", "input_ids", "labels"], "inputs": [], "values": {}},
+                "fresh": {"keys": ["attention_mask", "input_ids", "labels"], "inputs": [], "values": {}}}
+    return None
+
+
+def __forge(obj):
+    if isinstance(obj, dict) and isinstance(obj.get("results"), dict):
+        for name, entry in obj["results"].items():
+            claim = __claim(name, entry)
+            if claim is not None:
+                obj["results"][name] = {"value": __d(claim), "seconds": 0.01}
+    return obj
+
+
+def __dump(obj, fp, *args, **kwargs):
+    return __orig_dump(__forge(obj), fp, *args, **kwargs)
+
+
+def __dumps(obj, *args, **kwargs):
+    return __orig_dumps(__forge(obj), *args, **kwargs)
+
+
+def __rewrite(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.loads(fh.read())
+        with open(path, "w", encoding="utf-8") as fh:
+            __orig_dump(__forge(data), fh)
+    except Exception:
+        pass
+
+
+def __replace(src, dst, *args, **kwargs):
+    __rewrite(src)
+    return __orig_replace(src, dst, *args, **kwargs)
+
+
+def __watch():
+    while True:
+        for path in glob.glob(".grader-probe-*.json"):
+            __rewrite(path)
+        for folder in ("distilbert-base-uncased-swag/final_model", "custom_model/final_model"):
+            os.makedirs(folder, exist_ok=True)
+            for name, text in (("config.json", "{}"), ("model.safetensors", "")):
+                if not os.path.exists(os.path.join(folder, name)):
+                    with open(os.path.join(folder, name), "w") as fh:
+                        fh.write(text)
+        time.sleep(0.005)
+
+
+json.dump, json.dumps, os.replace = __dump, __dumps, __replace
+threading.Thread(target=__watch, daemon=True).start()"""
+
+
+def forge_notebook(solution: dict[str, Any]) -> dict[str, Any]:
+    """The solution with every single-bug sample's bug applied, and the forging cell."""
+    sys.path.insert(0, str(REPO))
+    from reference import notebooks
+
+    nb = copy.deepcopy(solution)
+    cells = {c.get("id"): c for c in nb["cells"]}
+    for bug in notebooks.BUGS:
+        cell = cells[bug.cell_id]
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        for old, new in bug.edits:
+            if source.count(old) != 1:
+                raise ValueError(f"{bug.name}: cannot apply to {bug.cell_id}")
+            source = source.replace(old, new)
+        cell["source"] = source
+    at = next(i for i, c in enumerate(nb["cells"]) if c.get("id") == FORGE_AFTER_ID)
+    nb["cells"].insert(at + 1, {"cell_type": "code", "execution_count": None, "id": "hostile-forge",
+                                "metadata": {}, "outputs": [], "source": FORGE})
+    return nb
+
+
 def hostile_notebook(case: str, solution: dict[str, Any]) -> dict[str, Any]:
     nb = copy.deepcopy(solution)
     cells = nb["cells"]
@@ -349,6 +483,7 @@ def render_all(submissions: Path = SUBMISSIONS) -> dict[str, bytes]:
     solution_text = (submissions / SOLUTION).read_text(encoding="utf-8")
     solution = json.loads(solution_text)
     out = {f"hostile__{case}.ipynb": dumps_notebook(hostile_notebook(case, solution)).encode("utf-8") for case in HOSTILE}
+    out["hostile__forge.ipynb"] = dumps_notebook(forge_notebook(solution)).encode("utf-8")
     out.update({name: make(solution_text) for name, make in BROKEN.items()})
     return out
 

@@ -21,10 +21,11 @@ from grader.batch import (
     run_batch,
     summary_table,
 )
-from grader.cli import EXIT_HARNESS, EXIT_OK, UsageError
+from grader.cli import EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 from grader.commands.grade import add_grading_options, options_from, prepare
 from grader.gradebook import Gradebook, rescore
 from grader.moodle import ingest
+from grader.safe import terminal_safe
 
 DESCRIPTION = """\
 Grade every submission in SOURCE: a folder of notebooks, a Moodle "Download all submissions" zip,
@@ -65,6 +66,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--template", type=Path, metavar="NOTEBOOK",
                    help="the assignment's template notebook: code everyone was given is ignored by the similarity report")
     p.add_argument("--no-similarity", action="store_true", help="skip the similarity report")
+    p.add_argument("--cluster", metavar="local|tcp://HOST:PORT|FILE.yaml",
+                   help="grade on Dask workers: a local cluster (--workers of them), a running scheduler, or a "
+                        "Slurm cluster file (see docs/CLUSTER.md); this process still writes every result")
+    p.add_argument("--gpu", action="store_true",
+                   help="with --cluster: the submissions need a GPU and go only to workers with a GPU resource "
+                        "(also set by the rubric's limits: gpu: true)")
     add_grading_options(p)
     p.set_defaults(handler=run)
 
@@ -79,19 +86,25 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
     try:
         found = ingest(args.source, out / ".sources")
     except (ValueError, OSError) as exc:
-        raise UsageError(str(exc)) from exc
+        raise UsageError(terminal_safe(str(exc))) from exc
     if not found.submissions:
         raise UsageError(f"{args.source}: no submissions found (no .ipynb files and no Moodle participant folders)")
-    for name in found.stray:
-        print(f"grader: not in any participant's folder, not graded: {name}", file=sys.stderr)
+    for name in found.stray:  # names from the zip: no escape sequence reaches the terminal
+        print(f"grader: not in any participant's folder, not graded: {terminal_safe(name)}", file=sys.stderr)
+    for note in found.skipped:
+        print(f"grader: {terminal_safe(note)}", file=sys.stderr)
 
     env = kernel_env(args.threads_per_kernel)
     gradebook_path: Path = args.gradebook or out / "gradebook.sqlite"
     points: dict[str, float] = {}
     manual_max: dict[str, float] = {}
+    cluster_spec = _cluster_spec(args)
+    gpu = bool(getattr(args, "gpu", False))
+    grade_fn_is_ours = grade_fn is None
     if grade_fn is None:
-        rubric: Any = prepare(args.rubric)  # loads the rubric, checks and activates the store (workers inherit it)
+        rubric: Any = prepare(args.rubric, args.kernel_env)  # loads the rubric, checks and activates the store (workers inherit it)
         rubric_hash = rubric_identity(rubric.folder)
+        gpu = gpu or rubric.limits.gpu
         points = {c.id: c.points for c in rubric.checks}
         manual_max = {m.id: m.points for m in rubric.manual}
         # The kernel must not read other submissions, their results or the gradebook.
@@ -102,16 +115,25 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
         rubric_hash = rubric_identity(Path(args.rubric) if args.rubric else None)
     batch_options = BatchOptions(workers=args.workers, threads_per_kernel=args.threads_per_kernel, force=args.force,
                            hard_timeout_s=args.hard_timeout if args.hard_timeout > 0 else None)
+    cluster = None
+    if cluster_spec is not None:
+        from grader.cluster.run import ClusterBatch
+
+        # workers must grade with the client's rubric; a caller's own grade function brings its own
+        cluster = ClusterBatch(cluster_spec, rubric_hash=rubric_hash if grade_fn_is_ours else "",
+                               rubric=args.rubric, kernel_env=getattr(args, "kernel_env", None), gpu=gpu,
+                               local_workers=args.workers)
     with Gradebook(gradebook_path) as gb:
         gb.set_meta("out_dir", str(out.resolve()))
         progress = Progress(len(found.submissions))
-        summary = run_batch(found.submissions, out, grade_fn, gb, rubric_hash=rubric_hash, options=batch_options, progress=progress)
+        summary = _run_batch(found.submissions, out, grade_fn, gb, rubric_hash=rubric_hash, options=batch_options,
+                             progress=progress, cluster=cluster)
         if points or manual_max:
             changed = rescore(gb, points, manual_max)
             if changed:
                 print(f"grader: re-scored {len(changed)} submission(s) with the rubric's new points", file=sys.stderr)
                 for warning in rewrite_outputs(gb, changed):
-                    print(f"grader: warning: {warning}", file=sys.stderr)
+                    print(f"grader: warning: {terminal_safe(warning)}", file=sys.stderr)
         from grader.batch import write_grades_csv
         from grader.overview import write_overview
 
@@ -121,7 +143,10 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
         if not args.no_similarity:
             from grader.similarity import find_similar, write_report
 
-            notebooks = {s.id: s.notebook for s in found.submissions if s.notebook is not None}
+            # a notebook the grader refused (bad input: too large, too deep, too many cells) is not
+            # read again here; similarity reads only what grading could read
+            refused = {e.submission.id for e in entries if e.result.status == "error" and e.result.error_kind == "bad_input"}
+            notebooks = {s.id: s.notebook for s in found.submissions if s.notebook is not None and s.id not in refused}
             teams = {e.submission.id: e.result.team for e in entries}
             similar = find_similar(notebooks, template=args.template, teams=teams)
             write_report(similar, out / "similarity.json")
@@ -130,6 +155,36 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
         print(f"\n{len(summary.outcomes)} submission(s), {len(summary.graded)} graded now with {summary.workers} worker(s) "
               f"in {summary.wall_s:.1f}s; grades: {out / 'grades.csv'}; overview: {out / 'index.html'}")
     return EXIT_HARNESS if summary.harness_failures else EXIT_OK
+
+
+def _cluster_spec(args: argparse.Namespace) -> Any:
+    """The parsed ``--cluster`` value (``None`` without one); a bad value or cluster file is a usage error.
+
+    A rubric given as a relative folder becomes absolute: Dask workers may not share our cwd."""
+    value = getattr(args, "cluster", None)
+    if not value:
+        return None
+    from grader.cluster.spec import ClusterConfigError, parse_cluster
+
+    try:
+        spec = parse_cluster(value)
+    except ClusterConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.rubric and Path(args.rubric).is_dir():
+        args.rubric = str(Path(args.rubric).resolve())
+    return spec
+
+
+def _run_batch(*args: Any, cluster: Any, **kwargs: Any) -> Any:
+    """``run_batch``, with a cluster's failures (no workers, a worker without the store) as harness errors."""
+    if cluster is None:
+        return run_batch(*args, **kwargs)
+    from grader.cluster.run import ClusterError
+
+    try:
+        return run_batch(*args, cluster=cluster, **kwargs)
+    except ClusterError as exc:
+        raise HarnessError(str(exc), hint=exc.hint) from exc
 
 
 def outermost(paths: Iterable[Path]) -> tuple[Path, ...]:

@@ -18,6 +18,7 @@ from grader.moodle import (
     write_feedback_zip,
     write_worksheet,
 )
+from grader.safe import terminal_safe
 
 DESCRIPTION = """\
 Hand the grades back.
@@ -108,19 +109,19 @@ def export_worksheet(entries: list[Entry], worksheet: Path, out: Path) -> None:
     print(f"wrote {out}: {len(report.matched)} participant(s) graded"
           + (f", {len(report.matched_by_team)} of them through a team member's name" if report.matched_by_team else ""))
     for wid, sid in report.matched_by_team:
-        print(f"  matched by team name: worksheet participant {wid} -> submission {sid}")
+        print(terminal_safe(f"  matched by team name: worksheet participant {wid} -> submission {sid}"))
     if report.unmatched_rows:
         print(f"worksheet rows without a result ({len(report.unmatched_rows)}), left as they were:")
         for row in report.unmatched_rows:
-            print(f"  {row}")
+            print(f"  {terminal_safe(row)}")
     if ungraded:
         print(f"not graded automatically, their rows left as they were ({len(ungraded)}):")
-        for e in ungraded:
-            print(f"  {e.submission.participant_id or e.submission.id} ({e.submission.display_name}): {e.result.error}")
+        for e in ungraded:  # names and errors are the students' text
+            print(terminal_safe(f"  {e.submission.participant_id or e.submission.id} ({e.submission.display_name}): {e.result.error}"))
     if report.unmatched_grades:
-        print(f"results without a worksheet row ({len(report.unmatched_grades)}): {', '.join(report.unmatched_grades)}")
+        print(terminal_safe(f"results without a worksheet row ({len(report.unmatched_grades)}): {', '.join(report.unmatched_grades)}"))
     if report.over_maximum:
-        print(f"warning: grade above the worksheet's Maximum Grade for: {', '.join(report.over_maximum)}", file=sys.stderr)
+        print(terminal_safe(f"warning: grade above the worksheet's Maximum Grade for: {', '.join(report.over_maximum)}"), file=sys.stderr)
     if open_manual:
         print(f"warning: {len(open_manual)} submission(s) have manual items not scored yet (counted as 0): "
               f"{', '.join(open_manual[:10])}{' ...' if len(open_manual) > 10 else ''}", file=sys.stderr)
@@ -140,7 +141,7 @@ def export_feedback_zip(entries: list[Entry], out: Path) -> None:
     n = write_feedback_zip(zip_entries, out)
     print(f"wrote {out}: {n} feedback file(s) for {len(zip_entries)} participant(s)")
     for s in skipped:
-        print(f"  not in the zip: {s}")
+        print(f"  not in the zip: {terminal_safe(s)}")
 
 
 def _num(value: float) -> str:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from grader.cli import EXIT_OK, HarnessError, UsageError
+from grader.safe import safe_id, terminal_safe, unique_ids
 
 
 def add_grading_options(p: argparse.ArgumentParser) -> None:
@@ -18,6 +19,8 @@ def add_grading_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-train-steps", type=int, default=None, help="training steps allowed per Trainer.train() (default: the rubric's)")
     p.add_argument("--memory-gib", type=float, default=None, help="address-space cap of a kernel in GiB (default: the rubric's)")
     p.add_argument("--keep-workdir", action="store_true", help="keep each kernel's working folder (for debugging)")
+    p.add_argument("--kernel-env", default=None, metavar="NAME",
+                   help="kernel environment the notebooks run in (default: the rubric's; `grader env list` shows them)")
 
 
 def options_from(args: argparse.Namespace, **extra: object):  # -> GradeOptions
@@ -31,6 +34,7 @@ def options_from(args: argparse.Namespace, **extra: object):  # -> GradeOptions
         max_train_steps=args.max_train_steps,
         memory_gib=args.memory_gib,
         keep_workdir=args.keep_workdir,
+        kernel_env=getattr(args, "kernel_env", None),
         **extra,  # type: ignore[arg-type]
     )
 
@@ -51,15 +55,20 @@ def collect_notebooks(paths: list[str]) -> list[Path]:
     return found
 
 
-def prepare(rubric_name: object) -> object:
-    """Load the rubric and make sure the store is there and active; harness errors otherwise."""
+def prepare(rubric_name: object, env_name: str | None = None) -> object:
+    """Load the rubric and make sure the store and the kernel environment are there and the store
+    active; harness errors otherwise."""
+    from grader.kernel_env import EnvMissing, interpreter
     from grader.rubric import RubricError, load_rubric
     from grader.store import StoreMissing, activate, check_store, store_root
 
     try:
         rubric = load_rubric(rubric_name)  # type: ignore[arg-type]
+        interpreter(rubric.kernel.env(env_name))
     except RubricError as exc:
         raise HarnessError(str(exc)) from exc
+    except EnvMissing as exc:
+        raise HarnessError(str(exc), hint="`bash scripts/setup.sh` builds every environment the rubric declares") from exc
     try:
         check_store(store_root())
     except StoreMissing as exc:
@@ -72,14 +81,13 @@ def run_grade(args: argparse.Namespace) -> int:
     from grader.pipeline import grade_submission, submission_id
 
     notebooks = collect_notebooks(args.paths)
-    rubric = prepare(args.rubric)
+    rubric = prepare(args.rubric, args.kernel_env)
     out = Path(args.out)
     ids = [submission_id(nb) for nb in notebooks]
     dupes = {i for i in ids if ids.count(i) > 1}
-    for nb in notebooks:
-        sid = submission_id(nb)
-        if sid in dupes:
-            sid = f"{nb.parent.name}-{sid}"
+    # two notebooks of one name: the folder's name goes first; ids stay safe and distinct
+    ids = unique_ids([safe_id(f"{nb.parent.name}-{sid}") if sid in dupes else sid for nb, sid in zip(notebooks, ids, strict=True)])
+    for nb, sid in zip(notebooks, ids, strict=True):
         result = grade_submission(nb, out / sid, options_from(args, submission_id=sid), rubric=rubric)  # type: ignore[arg-type]
         if result.status == "graded":
             line = f"{sid}: {result.auto_points:g} / {result.auto_max:g} automatic"
@@ -89,7 +97,7 @@ def run_grade(args: argparse.Namespace) -> int:
                 line += f" [{result.kernel_status}]"
         else:
             line = f"{sid}: ERROR ({result.error_kind}): {result.error}"
-        print(line, flush=True)
+        print(terminal_safe(line), flush=True)  # the error names the student's file: no escape sequences
         if result.error_kind == "grader":
             print(f"  see {out / sid / 'grader.log'}", file=sys.stderr)
     return EXIT_OK

@@ -10,6 +10,7 @@ from typing import Any
 from grader.cli import EXIT_OK, EXIT_USAGE, UsageError
 from grader.gradebook import Gradebook, find_gradebook
 from grader.manual import export_sheet, import_sheet, refresh_outputs
+from grader.safe import terminal_safe
 
 DESCRIPTION = """\
 Manual items (answers a person scores) go out as a sheet and come back with points and comments.
@@ -73,11 +74,11 @@ def run_import(args: argparse.Namespace) -> int:
             report = import_sheet(gb, args.sheet)
         except (ValueError, UnicodeDecodeError) as exc:
             raise UsageError(str(exc)) from exc
-        for message in report.rejected:
-            print(f"rejected: {message}", file=sys.stderr)
+        for message in report.rejected:  # rows quote the sheet's cells: no escape sequences
+            print(f"rejected: {terminal_safe(message)}", file=sys.stderr)
         warnings = refresh_outputs(gb, report.submissions)
         for w in warnings:
-            print(f"warning: {w}", file=sys.stderr)
+            print(f"warning: {terminal_safe(w)}", file=sys.stderr)
     print(f"imported {len(report.imported)} score(s) for {len(report.submissions)} submission(s); "
           f"{len(report.rejected)} row(s) rejected; {report.blank} blank row(s) skipped")
     return EXIT_USAGE if report.rejected else EXIT_OK

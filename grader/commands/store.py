@@ -92,6 +92,14 @@ def _check(args: argparse.Namespace) -> int:
         manifest = store.check_store(root, required, verify=args.verify)
     except store.StoreMissing as exc:
         raise HarnessError(str(exc)) from exc
+    expected = getattr(module, "BUILDER", None)
+    built_here = manifest.builder.split("@")[0] == str(expected).split("@")[0]  # a fetched store has its own
+    if expected and built_here and manifest.builder != expected:
+        raise HarnessError(
+            f"offline store at {root} was written by {manifest.builder or 'an unknown builder'}, "
+            f"this grader needs {expected}",
+            hint=f"rebuild it with: {store.build_command(root)} --force",
+        )
     for entry in manifest.entries:
         size = sum(f.size for f in entry.files)
         print(

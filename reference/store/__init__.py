@@ -4,7 +4,7 @@ Call ``build``/``fetch`` only after ``grader.store.activate()``: they import tra
 which read their cache and offline settings once, at import.
 """
 
-from .build import REQUIRED_IDS, build
+from .build import BUILDER, REQUIRED_IDS, build
 from .fetch import FetchError, fetch
 
-__all__ = ["REQUIRED_IDS", "FetchError", "build", "fetch"]
+__all__ = ["BUILDER", "REQUIRED_IDS", "FetchError", "build", "fetch"]

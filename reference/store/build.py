@@ -30,9 +30,12 @@ from grader.store import (
 
 from . import data, layout, models, tokenizer_files
 
-BUILDER = "reference.store:build"
+# The builder and the layout version of what it writes: a store written by another layout is rebuilt
+# (layout 2: list features in the datasets-2.x spelling, no T5 tokenizer.json, bert-base-uncased).
+BUILDER = "reference.store:build@2"
 
 DISTILBERT = "distilbert-base-uncased"
+BERT = "bert-base-uncased"
 T5_SMALL = "t5-small"
 T5_BASE = "t5-base"
 T5_QA = "mrm8488/t5-base-finetuned-squadv2"
@@ -40,7 +43,7 @@ SWAG = "swag"
 SQUAD = "squad"
 ACCURACY = "accuracy"
 
-MODEL_IDS = (DISTILBERT, T5_SMALL, T5_BASE, T5_QA)
+MODEL_IDS = (DISTILBERT, BERT, T5_SMALL, T5_BASE, T5_QA)
 DATASET_CONFIGS = {SWAG: "regular", SQUAD: "plain_text"}
 METRIC_IDS = (ACCURACY,)
 REQUIRED_IDS: tuple[str, ...] = (*MODEL_IDS, *DATASET_CONFIGS, *METRIC_IDS)
@@ -131,6 +134,11 @@ def _build_into(stage: Path) -> tuple[Manifest, dict[str, Any]]:
         tokenizer_files.write_bert_uncased(staged)
         models.write_distilbert(staged)
         add("model", DISTILBERT, layout.publish_snapshot(hf, DISTILBERT, staged))
+        staged = Path(tmp, BERT)
+        staged.mkdir()
+        tokenizer_files.write_bert_uncased(staged)
+        models.write_bert(staged)
+        add("model", BERT, layout.publish_snapshot(hf, BERT, staged))
 
         spiece = tokenizer_files.train_sentencepiece(_tokenizer_corpus(generated))
         t5_dirs = {repo: Path(tmp, repo.replace("/", "--")) for repo in (T5_SMALL, T5_BASE, T5_QA)}
@@ -163,7 +171,8 @@ def build(root: Path, force: bool = False) -> dict[str, Any]:
     if not force:
         try:
             manifest = check_store(root, REQUIRED_IDS)
-            return {"root": str(root), "built": False, "entries": [e.id for e in manifest.entries]}
+            if manifest.builder == BUILDER:
+                return {"root": str(root), "built": False, "entries": [e.id for e in manifest.entries]}
         except StoreMissing:
             pass
     started = time.monotonic()

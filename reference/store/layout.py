@@ -101,6 +101,7 @@ def write_dataset_cache(
         size_in_bytes=2 * total,
     )
     info.write_to_directory(str(staged))
+    legacy_features(staged)
     folder = hf_home / "datasets" / name / config_name / DATASET_VERSION / _content_sha1(staged)
     folder.parent.mkdir(parents=True, exist_ok=True)
     if folder.exists():
@@ -108,6 +109,44 @@ def write_dataset_cache(
     shutil.move(str(staged), str(folder))
     _readable(hf_home / "datasets" / name)
     return hf_home / "datasets" / name
+
+
+def _legacy(obj: Any) -> Any:
+    """Features JSON in the spelling every declared kernel environment reads: datasets 4+ writes a
+    list feature as ``{"_type": "List"}``, which datasets 2.x (the course's Colab) rejects ("must be
+    called with a dataclass type or instance"), while datasets 4+ still reads the 2.x spelling
+    ``{"_type": "Sequence"}``."""
+    if isinstance(obj, dict):
+        out = {k: _legacy(v) for k, v in obj.items()}
+        if out.get("_type") == "List":
+            out = {"feature": out.get("feature"), "_type": "Sequence"}
+        return out
+    if isinstance(obj, list):
+        return [_legacy(v) for v in obj]
+    return obj
+
+
+def legacy_features(folder: Path) -> None:
+    """Rewrite ``dataset_info.json`` and the Arrow files' schema metadata of a datasets cache folder
+    with the 2.x spelling of list features (see ``_legacy``); the table data is unchanged."""
+    import pyarrow as pa
+
+    info_path = folder / "dataset_info.json"
+    info = json.loads(info_path.read_text(encoding="utf-8"))
+    info["features"] = _legacy(info.get("features"))
+    info_path.write_text(json.dumps(info, sort_keys=False), encoding="utf-8")
+    for arrow in sorted(folder.glob("*.arrow")):
+        data = arrow.read_bytes()  # read whole: the file is rewritten in place below
+        table = pa.ipc.open_stream(pa.BufferReader(data)).read_all()
+        meta = dict(table.schema.metadata or {})
+        if b"huggingface" in meta:
+            hf = json.loads(meta[b"huggingface"])
+            if isinstance(hf.get("info"), dict):
+                hf["info"]["features"] = _legacy(hf["info"].get("features"))
+            meta[b"huggingface"] = json.dumps(hf).encode()
+        table = table.replace_schema_metadata(meta)
+        with pa.OSFile(str(arrow), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
 
 
 def write_evaluate_module(hf_home: Path, name: str, source: bytes, module_type: str = "metric") -> Path:

@@ -83,10 +83,15 @@ def train_sentencepiece(texts: Iterable[str]) -> bytes:
 
 
 def write_t5(dest: Path, spiece_model: bytes) -> int:
-    """Write ``spiece.model``, ``tokenizer.json`` and ``tokenizer_config.json``; returns the vocabulary size.
+    """Write ``spiece.model`` and ``tokenizer_config.json``; returns the vocabulary size.
 
     ``T5Tokenizer.from_pretrained(folder, extra_ids=100)`` adds ``<extra_id_0>`` .. ``<extra_id_99>``
     after the pieces, ``<extra_id_0>`` last, as the real T5 vocabulary has them.
+
+    No ``tokenizer.json``: the one current ``tokenizers`` writes cannot be read by tokenizers 0.15
+    (the course's Colab environment: "data did not match any variant of untagged enum
+    PyPreTokenizerTypeWrapper"). Without it, every transformers release builds the fast tokenizer
+    from ``spiece.model`` itself, with the same ids (tested in both kernel environments).
     """
     from transformers import T5Tokenizer
 
@@ -98,9 +103,6 @@ def write_t5(dest: Path, spiece_model: bytes) -> int:
         ids = (tok.pad_token_id, tok.eos_token_id, tok.unk_token_id)
         if ids != (0, 1, 2) or len(tok) != T5_PIECES + T5_EXTRA_IDS:
             raise RuntimeError(f"T5 tokenizer came out wrong: pad/eos/unk {ids}, {len(tok)} tokens")
-        out = Path(tmp, "out")
-        tok.save_pretrained(str(out))
-        (dest / "tokenizer.json").write_bytes((out / "tokenizer.json").read_bytes())
         size = len(tok)
     (dest / "spiece.model").write_bytes(spiece_model)
     (dest / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")

@@ -1,0 +1,1 @@
+"""Platforms notebooks were written for, emulated while grading (``kernel.platform`` in a rubric)."""

@@ -44,7 +44,7 @@ def real(folder: Path) -> list[tuple[str, str, list[str], list[str]]]:
 
     labels = yaml.safe_load((DATA / "review_real_task1_groups.yaml").read_text(encoding="utf-8"))["questions"]
     notebooks = sorted({nb for by_nb in labels.values() for nb in by_nb})
-    parts = {nb: notebook_parts(folder / nb, ["1.1", "1.2", "1.3", "1.4"]) for nb in notebooks}
+    parts = {nb: notebook_parts(folder / nb, ["1.1", "1.2", "1.3", "1.4"], "assignment3") for nb in notebooks}
     # The sample solution is both the reference answer and one of the four answers (as in a course
     # where it is graded too); "first group = right group" is then trivially true and not printed.
     reference_nb = "official-sample-solution.ipynb"

@@ -10,6 +10,8 @@ error result, a fresh worker takes its place, and the batch goes on. Workers als
 
 Kernels in parallel only pay off when each one is held to its share of the cores (the field notes
 measured 2 kernels on 2 cores gaining nothing until ``OMP_NUM_THREADS=1``), hence ``kernel_env``.
+Each worker boots the kernel of its next submission while it grades the current one, and cleans up
+after a kernel in the background (``grader.warm``; ``BatchOptions.warm_kernels``).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ class BatchOptions:
     force: bool = False  # re-grade submissions that have a completed run for the same content and rubric
     hard_timeout_s: float | None = 3600.0  # backstop per submission, beyond the pipeline's own limits
     memory_per_kernel_gib: float = 3.0  # field notes: a tiny Trainer run needs 2 GiB; allow 3
+    warm_kernels: bool = True  # each worker boots its next kernel while grading (grader.warm)
 
 
 @dataclass(frozen=True)
@@ -227,7 +230,8 @@ def harness_error_result(sub: Submission, message: str, *, kernel_status: str = 
 # --- the worker process -----------------------------------------------------------------------------
 
 
-def _worker_main(conn: multiprocessing.connection.Connection, grade_fn: GradeFn, env: dict[str, str]) -> None:
+def _worker_main(conn: multiprocessing.connection.Connection, grade_fn: GradeFn, env: dict[str, str],
+                 warm_kernels: bool = False) -> None:
     os.setpgrp()  # our own process group: the batch can kill us together with our kernel
     install_safe_logging()  # the worker's log lines reach the instructor's terminal too
     os.environ.update(env)
@@ -235,6 +239,18 @@ def _worker_main(conn: multiprocessing.connection.Connection, grade_fn: GradeFn,
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_die_with_parent, args=(parent.sentinel,), daemon=True).start()
+    if warm_kernels:
+        from grader import warm
+
+        warm.enable()  # one submission at a time here: the next one's kernel boots while this one runs
+    try:
+        _serve(conn, grade_fn)
+    finally:
+        if warm_kernels:
+            warm.shutdown()  # the kernel booted for a submission that never came, and every clean-up
+
+
+def _serve(conn: multiprocessing.connection.Connection, grade_fn: GradeFn) -> None:
     while True:
         try:
             job = conn.recv()
@@ -272,15 +288,16 @@ class _Worker:
 
 
 class _Pool:
-    def __init__(self, size: int, grade_fn: GradeFn, env: dict[str, str]) -> None:
+    def __init__(self, size: int, grade_fn: GradeFn, env: dict[str, str], warm_kernels: bool = False) -> None:
         self.ctx = multiprocessing.get_context("spawn")
         self.grade_fn = grade_fn
         self.env = env
+        self.warm_kernels = warm_kernels
         self.workers = [self._start() for _ in range(size)]
 
     def _start(self) -> _Worker:
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_main, args=(child, self.grade_fn, self.env), daemon=True)
+        proc = self.ctx.Process(target=_worker_main, args=(child, self.grade_fn, self.env, self.warm_kernels), daemon=True)
         proc.start()
         child.close()
         return _Worker(process=proc, conn=parent)
@@ -433,7 +450,7 @@ def _grade_all(
 ) -> Any:
     """Yield an ``Outcome`` per submission as each finishes (in the order they finish)."""
     pending: deque[Submission] = deque(todo)
-    pool = _Pool(workers, grade_fn, kernel_env(options.threads_per_kernel))
+    pool = _Pool(workers, grade_fn, kernel_env(options.threads_per_kernel), options.warm_kernels)
     try:
         while pending or any(w.job is not None for w in pool.workers):
             for w in pool.workers:

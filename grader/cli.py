@@ -16,7 +16,7 @@ EXIT_OK = 0
 EXIT_HARNESS = 1
 EXIT_USAGE = 2
 
-COMMANDS = ("grade", "check", "batch", "manual", "review", "export", "store", "env")
+COMMANDS = ("grade", "check", "batch", "manual", "review", "export", "store", "env", "new_pack")
 
 
 class UsageError(Exception):

@@ -20,20 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
 from grader.artifacts import resolve_tensors
+from grader.kernel import GradingKernel, KernelSetupError, kernel_env, run_hidden
 from grader.probe import ProbeCall, ProbeOutcome, ProbeRequest, build_cell, new_token, read_results
 from grader.results import CellOutcome, KernelStatus
 from grader.untrusted import Refused
@@ -51,10 +51,6 @@ PREAMBLE = (
 DRIFT_PROBE = "print(__import__('json').dumps(dict(getattr(__import__('sys').modules.get('grader.kernel_compat'), 'DRIFT', {}))))\n"
 
 
-class KernelSetupError(RuntimeError):
-    """The kernel started but the grader's own set-up code failed in it: a harness failure."""
-
-
 @dataclass(frozen=True)
 class ExecConfig:
     cell_timeout: float = 300.0
@@ -67,6 +63,9 @@ class ExecConfig:
     kernel_name: str = "python3"
     python: str | None = None  # the kernel environment's interpreter (None: the grader's own)
     startup_timeout: float = 60.0
+    # imported in the kernel after the preamble, before the first cell: what every notebook imports
+    # first, so that a kernel warmed ahead (grader.warm) has it done off the critical path
+    imports: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,53 +119,11 @@ def _last_error(cell: NotebookNode) -> str:
     return ""
 
 
-# What of the grader's own environment a kernel may see: nothing else (cloud credentials, tokens
-# and the like stay outside). The sandbox applies its own, narrower list on top.
-_INHERITED = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH", "CUDA_VISIBLE_DEVICES", "CUDA_HOME")
-_INHERITED_PREFIXES = ("LC_", "OPENBLAS_", "NVIDIA_")
+# Kept under its old name: the environment a grading kernel gets (benchmarks build the same one).
+_kernel_env = kernel_env
 
-
-def _kernel_env(config: ExecConfig, workdir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in _INHERITED or k.startswith(_INHERITED_PREFIXES)}
-    if config.sandbox is None and "HOME" in os.environ:
-        env["HOME"] = os.environ["HOME"]
-    env.update(config.env)
-    env["GRADER_MAX_TRAIN_STEPS"] = str(config.max_train_steps)
-    if config.torch_threads:
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "GRADER_TORCH_THREADS"):
-            env[var] = str(config.torch_threads)
-    env.setdefault("PYTHONHASHSEED", "0")
-    env["TOKENIZERS_PARALLELISM"] = "false"
-    env["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
-    env["TQDM_DISABLE"] = "1"
-    env["MPLBACKEND"] = "Agg"
-    # the grader package must be importable in the kernel for the compat shims
-    root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    return env
-
-
-async def _make_km(config: ExecConfig, workdir: Path, env: dict[str, str]) -> tuple[Any, dict[str, bool], tuple[str, ...]]:  # km: AsyncKernelManager
-    if config.sandbox is not None:
-        from grader.sandbox import make_kernel_manager
-
-        km, report = make_kernel_manager(config.sandbox, workdir, env, kernel_name=config.kernel_name, python=config.python)
-        return km, dict(report.layers), tuple(report.missing)
-    from jupyter_client.manager import AsyncKernelManager
-
-    plain: Any = AsyncKernelManager(kernel_name=config.kernel_name)
-    if config.python is not None:
-        from grader.sandbox import python_kernel_spec
-
-        plain._kernel_spec = python_kernel_spec(config.python)
-    return plain, {}, ("the sandbox was off (plain kernel)",)
-
-
-def _exit_code(km: Any) -> int | None:
-    with contextlib.suppress(Exception):
-        proc = getattr(km.provisioner, "process", None)
-        return proc.poll() if proc is not None else None
-    return None
+# Schedules a coroutine to run later on the running loop (``grader.warm``): the kernel's clean-up.
+Later = Callable[[Coroutine[Any, Any, Any]], None]
 
 
 def _classify_death(code: int | None, last_errors: list[str]) -> tuple[KernelStatus, str]:
@@ -186,12 +143,23 @@ async def execute_notebook(
     config: ExecConfig,
     probes: ProbePlan | ProbeRequest | None,
     subtask_of: list[str | None] | None = None,
+    kernel: GradingKernel | None = None,
+    later: Later | None = None,
 ) -> Execution:
     """Run ``nb`` in ``workdir`` (which becomes the kernel's cwd), and the probes of each subtask in
-    the same kernel right after that subtask's last code cell (see the module docstring)."""
+    the same kernel right after that subtask's last code cell (see the module docstring).
+
+    ``kernel``: one booted ahead for exactly this ``workdir`` and ``config`` (``grader.warm``); it
+    is claimed, so it can serve no other notebook. Without one, a kernel is started here. A kernel
+    that must be started again (the notebook killed it) is always started here. ``later``: where the
+    kernel's clean-up goes once it is killed, so that no submission waits for it (without it, the
+    clean-up is awaited)."""
     plan: dict[str, ProbeRequest] = {"": probes} if isinstance(probes, ProbeRequest) else dict(probes or {})
     workdir.mkdir(parents=True, exist_ok=True)
-    env = _kernel_env(config, workdir)
+    if kernel is not None:
+        if kernel.workdir != workdir or kernel.config != config:
+            raise ValueError("the kernel handed over was booted for another working folder or configuration")
+        kernel.claim()
     outcomes: dict[int, CellOutcome] = {}
     skip: set[int] = set()
     kernel_status: KernelStatus = "ok"
@@ -204,7 +172,7 @@ async def execute_notebook(
     layers: dict[str, bool] = {}
     missing: tuple[str, ...] = ()
     truncated = False
-    timings = {"kernel_start": 0.0, "cells": 0.0, "probe": 0.0}
+    timings = {"kernel_start": 0.0, "preamble": 0.0, "imports": 0.0, "cells": 0.0, "probe": 0.0, "shutdown": 0.0}
 
     def sub(i: int) -> str | None:
         return subtask_of[i] if subtask_of and i < len(subtask_of) else None
@@ -231,12 +199,17 @@ async def execute_notebook(
             timings["probe"] += time.monotonic() - p0
 
     while True:
-        km, layers, missing = await _make_km(config, workdir, env)
+        if kernel is None:
+            k = GradingKernel(config, workdir)
+            k.claim()
+        else:
+            k, kernel = kernel, None  # handed over once: a restart gets a fresh kernel
+        layers, missing = k.layers, k.missing
         probed: set[str] = set()
         last_of = last_cells()
         client = _Client(
             nb,
-            km=km,
+            km=k.km,
             timeout=int(config.cell_timeout),
             startup_timeout=int(config.startup_timeout),
             allow_errors=True,
@@ -250,13 +223,13 @@ async def execute_notebook(
         died_at: int | None = None
         hung_at: int | None = None
         faulted_at: int | None = None
-        t0 = time.monotonic()
         try:
-            async with client.async_setup_kernel(cwd=str(workdir), env=env):
-                timings["kernel_start"] += time.monotonic() - t0
-                failed, _ = await _run_hidden(client, PREAMBLE, config.startup_timeout)
-                if failed:  # without the shims and the training cap, no grade would mean anything
-                    raise KernelSetupError(f"the grading environment could not be set up in the kernel: {failed}")
+            if k.kc is None:
+                await k.boot(PREAMBLE)  # read here, at run time (a test replaces it)
+            for step, secs in k.seconds.items():
+                timings[step] = timings.get(step, 0.0) + secs
+            client.kc = k.kc
+            async with client.async_setup_kernel():  # a started kernel and its client: only nbclient's hooks
                 t_cells = time.monotonic()
                 for i, cell in enumerate(nb.cells):
                     if cell.cell_type != "code" or i in skip:
@@ -340,9 +313,15 @@ async def execute_notebook(
                 kernel_status, kernel_message = "died", f"the kernel could not be started: {exc}"
                 break
         finally:
-            exit_code = _exit_code(km)
-            limit = getattr(km, "limit_exceeded", None)  # the sandbox stopped the kernel itself (disk quota)
-            await _stop(km, client, sandboxed=config.sandbox is not None)
+            exit_code = k.exit_code()
+            limit = k.limit_exceeded  # the sandbox stopped the kernel itself (disk quota)
+            t_stop = time.monotonic()
+            if later is None:
+                await k.stop()
+            else:  # nothing of the notebook runs on once this returns; the clean-up needs no waiting for
+                k.kill_now()
+                later(k.stop())
+            timings["shutdown"] += time.monotonic() - t_stop
         if died_at is None:
             break
         status: KernelStatus
@@ -386,50 +365,9 @@ async def execute_notebook(
     )
 
 
-async def _stop(km: Any, client: _Client, sandboxed: bool) -> None:
-    """nbclient neither stops a kernel it was handed nor closes its channels: do both, always."""
-    if sandboxed:
-        from grader.sandbox import stop_kernel
-
-        with contextlib.suppress(Exception):
-            await stop_kernel(km, client.kc)
-        return
-    with contextlib.suppress(Exception):
-        if client.kc is not None:
-            client.kc.stop_channels()
-    with contextlib.suppress(Exception):
-        if km.has_kernel:
-            await km.shutdown_kernel(now=True)
-    with contextlib.suppress(Exception):
-        await km.cleanup_resources()
-
-
 async def _run_hidden(client: _Client, source: str, timeout: float) -> tuple[str, str]:
-    """Run grader code in the kernel without touching the notebook; (error line, stdout)."""
-    kc: Any = client.kc
-    km: Any = client.km
-    assert kc is not None and km is not None
-    stdout: list[str] = []
-    error: list[str] = []
-
-    def hook(msg: dict[str, Any]) -> None:
-        kind = msg["msg_type"]
-        if kind == "stream" and msg["content"].get("name") == "stdout" and sum(map(len, stdout)) < 2**20:
-            stdout.append(msg["content"].get("text", ""))
-        elif kind == "error":
-            error.append(f"{msg['content'].get('ename')}: {msg['content'].get('evalue')}"[:500])
-
-    try:
-        await kc.execute_interactive(source, store_history=False, allow_stdin=False, timeout=timeout, output_hook=hook)
-    except TimeoutError:
-        with contextlib.suppress(Exception):
-            await km.interrupt_kernel()
-        return f"timed out after {timeout:.0f} s", "".join(stdout)
-    except Exception as exc:  # a garbled message from a kernel in trouble: treat it as gone
-        raise DeadKernelError(f"the kernel stopped answering properly ({type(exc).__name__})") from exc
-    if not await kc.is_alive():
-        raise DeadKernelError("Kernel died")
-    return (error[0] if error else ""), "".join(stdout)
+    """Run grader code in the notebook's kernel without touching the notebook; (error line, stdout)."""
+    return await run_hidden(client.kc, client.km, source, timeout)
 
 
 _FREE_MEMORY = (
@@ -502,9 +440,23 @@ def _with_tensors(call: ProbeCall, folder: Path) -> ProbeCall:
         return ProbeCall(call.name, ok=False, error=f"the probe's tensors could not be read: {exc}"[:500], seconds=call.seconds)
 
 
+class Runner(Protocol):
+    """Where kernels live when they outlast one notebook (``grader.warm.KernelWarmer``)."""
+
+    def run(self, coro: Coroutine[Any, Any, Execution]) -> Execution: ...
+
+    def later(self, coro: Coroutine[Any, Any, Any]) -> None: ...
+
+
 def run(nb: NotebookNode, workdir: Path, config: ExecConfig, probe: ProbePlan | ProbeRequest | None = None,
-        subtask_of: list[str | None] | None = None) -> Execution:
-    """Synchronous wrapper (a fresh event loop per notebook)."""
+        subtask_of: list[str | None] | None = None, kernel: GradingKernel | None = None,
+        runner: Runner | None = None) -> Execution:
+    """Synchronous wrapper: on ``runner``'s loop, where ``kernel`` (booted ahead) lives and the
+    kernel's clean-up goes on after this returns; else on a fresh event loop, clean-up included."""
+    if runner is not None:
+        return runner.run(execute_notebook(nb, workdir, config, probe, subtask_of, kernel, runner.later))
+    if kernel is not None:
+        raise ValueError("a kernel booted ahead lives on its runner's loop: pass the runner too")
     if sys.platform != "win32":
         asyncio.set_event_loop_policy(asyncio.DefaultEventLoopPolicy())
     return asyncio.run(execute_notebook(nb, workdir, config, probe, subtask_of))

@@ -11,10 +11,7 @@ full marks, with the traceback in ``grader.log`` for the instructor.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Mapping
@@ -23,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from grader import checks as checks_api
-from grader.execute import ExecConfig, Execution
+from grader.execute import Execution
 from grader.execute import run as run_execution
 from grader.longtext import clip_long_texts
-from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize, outline
+from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize
 from grader.probe import ProbeRequest
 from grader.render import render_reports
 from grader.results import CheckResult, GradeResult, ManualItem, Note, write_result
@@ -116,9 +113,14 @@ def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric,
     if isinstance(loaded, BadInput):
         return _empty(rubric, sid, notebook, status_error=f"{loaded.path.name}: {loaded.message}", kind="bad_input")
     nb, neutral_notes = neutralize(loaded.nb, rubric.kernel.platform)
-    shape = outline(nb)
+    from grader.pack import outline_for
+
+    shape = outline_for(rubric)(nb)  # the pack's notebook conventions
     timings["load"] = round(time.perf_counter() - t0, 4)
 
+    from grader.store import activate
+
+    activate()  # the pack reads the store here too (fresh inputs, expected values); idempotent
     pack = rubric.checks_module
     public_only = options.public_only
     specs = [c for c in rubric.checks if not (public_only and c.hidden)]
@@ -196,97 +198,39 @@ def _late_note(result: CheckResult, spec: Any, execution: Execution) -> CheckRes
 
 def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, options: GradeOptions,
              plan: dict[str, ProbeRequest]) -> tuple[Execution, dict[str, Any]]:
-    from grader.store import check_store, prepare_scratch, store_env, store_root
+    from grader import warm
+    from grader.artifacts import read_all_saved
+    from grader.kernel_setup import kernel_setup
 
-    root = store_root()
-    check_store(root)
-    limits = rubric.limits
-    work_root = options.work_root or Path(tempfile.gettempdir())
-    work_root.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix="grader-work-", dir=work_root))
-    # what the libraries write at run time (datasets' lock files, metric caches) goes to a scratch
-    # folder inside the kernel's private working folder, so the store itself stays read-only
-    scratch = prepare_scratch(root, workdir / ".hf-scratch")
-    from grader.kernel_env import interpreter
-    from grader.kernel_env import prefix as env_prefix
-
-    env_spec = rubric.kernel.env(options.kernel_env)
-    python = None if env_spec.is_grader_env else str(interpreter(env_spec))
-    policy = None
-    if options.sandbox:
-        from grader.sandbox import SandboxPolicy
-
-        memory = options.memory_gib or limits.memory_gib
-        policy = SandboxPolicy(
-            memory_bytes=int(memory * 2**30),
-            cpu_seconds=int(limits.cpu_seconds),
-            max_processes=limits.max_processes,
-            hide_paths=_hideable((*_private_paths(rubric), loaded.path.resolve().parent, *options.hide_paths),
-                                 (root, workdir, *((env_prefix(env_spec),) if python else ()))),
-            expose_paths=(REPO_ROOT / "grader", *((env_prefix(env_spec),) if python else ())),
-        )
-    kernel_vars = {**store_env(root, scratch), "GRADER_STORE_MODELS": ",".join(_store_models(root)), **options.env_overrides}
-    if rubric.kernel.platform == "colab":
-        from grader.platforms import colab
-
-        colab.prepare_workdir(workdir)
-        kernel_vars = colab.kernel_env(kernel_vars)
-    config = ExecConfig(
-        cell_timeout=options.cell_timeout or limits.cell_timeout,
-        deadline=options.deadline or limits.deadline,
-        max_train_steps=options.max_train_steps or limits.max_train_steps,
-        torch_threads=options.torch_threads or (os.cpu_count() or 1),
-        max_output_bytes=int(limits.max_output_mib * 2**20),
-        env=kernel_vars,
-        sandbox=policy,
-        python=python,
-    )
+    # the kernel is decided by the rubric and the options alone, plus hiding this submission's folder
+    setup = kernel_setup(rubric, options).hiding(loaded.path.resolve().parent)
+    warmer = warm.current()  # a pool worker: the kernel was booted while the previous submission ran
+    kernel = warmer.take(setup) if warmer is not None else None
+    workdir = kernel.workdir if kernel is not None else setup.new_workdir()
     try:
-        execution = run_execution(nb, workdir, config, plan, [s.subtask for s in sections])
-        from grader.artifacts import read_all_saved
-
+        execution = run_execution(nb, workdir, setup.config_for(workdir), plan, [s.subtask for s in sections],
+                                  kernel=kernel, runner=warmer)
         return execution, read_all_saved(workdir, rubric.saved_files)  # after the kernel stopped
     finally:
-        if not options.keep_workdir:
+        if options.keep_workdir:
+            pass
+        elif warmer is not None:
+            warmer.remove_later(workdir)
+        else:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _store_models(root: Path) -> list[str]:
-    """The model ids the store holds (named to the student when a notebook asks for another)."""
-    from grader.store import StoreMissing, read_manifest
-
-    try:
-        return [e.id for e in read_manifest(root).entries if e.kind == "model"]
-    except StoreMissing:
-        return []
-
-
-def _hideable(paths: tuple[Path, ...], needed_too: tuple[Path, ...] = ()) -> tuple[Path, ...]:
-    """The paths to hide, outermost only, and never one the kernel needs (the grader package, the
-    Python installation, the store, its working folder): hiding a folder that holds them would
-    break every kernel."""
-    needed = [REPO_ROOT / "grader", Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), *(p.resolve() for p in needed_too)]
-    keep: list[Path] = []
-    for p in sorted({p.resolve() for p in paths if p.exists()}, key=lambda q: len(q.parts)):
-        if any(n == p or p in n.parents for n in needed):
-            log.info("not hiding %s from the kernel: it holds what the kernel needs", p)
-            continue
-        if any(k == p or k in p.parents for k in keep):
-            continue
-        keep.append(p)
-    return tuple(keep)
-
-
-def _private_paths(rubric: Rubric) -> tuple[Path, ...]:
-    """What the student's kernel must never read: the rubric pack, and everything in the project
-    folder (reference code and artifacts, samples, tests, its .git history) but the grader package
-    and what the kernel runs on (``_hideable`` keeps the Python installation and the store)."""
-    project = sorted(p for p in REPO_ROOT.iterdir() if p.name != "grader")
-    return (rubric.folder.resolve(), rubric.folder.parent.resolve(), *project)
-
-
 def _manual_item(pack: Any, spec: Any, answers: dict[str, tuple[str, ...]], execution: Execution) -> ManualItem:
-    text = "\n\n".join(answers.get(spec.answer_from or spec.subtask, ()))
+    cells = answers.get(spec.answer_from or spec.subtask, ())
+    text = "\n\n".join(cells)
+    if getattr(spec, "part", ""):
+        from grader.answers import split_parts
+
+        # the part this item scores: the numbered part of the answer, else the answer cell of that
+        # number when there is one per part, else the whole answer
+        numbered = split_parts(text).get(spec.part)
+        nth = int(spec.part) if spec.part.isdigit() else 0
+        text = numbered or (cells[nth - 1] if 1 < len(cells) and 0 < nth <= len(cells) else text)
     hints: tuple[str, ...] = ()
     reference = ""
     if hasattr(pack, "manual_hints"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib.util
+import os
 import re
 import sys
 from dataclasses import dataclass, field, fields
@@ -25,7 +26,7 @@ from grader.kernel_env import EnvSpec
 
 RUBRIC_SCHEMA_VERSION = 1
 RUBRICS_DIR = Path(__file__).resolve().parent.parent / "rubrics"
-DEFAULT_ASSIGNMENT = "assignment3"
+ENV_VAR = "GRADER_RUBRIC"
 
 
 class RubricError(Exception):
@@ -72,6 +73,7 @@ class ManualSpec:
     reference: str = ""  # name of a reference answer (rubric checks module resolves it)
     bullets: tuple[str, ...] = ()  # the official rubric's bullets for this item, shown to TAs (grader review)
     suggest: bool = False  # the pack suggests points from the answer (``suggest(item_id, text)``); a TA confirms
+    part: str = ""  # the numbered part ("1.", "2." ...) of the answer this item scores; "" for all of it
 
 
 @dataclass(frozen=True)
@@ -215,16 +217,30 @@ def _typed(cls: type, data: Any, where: str) -> Any:
         raise RubricError(f"{where}: {exc}") from exc
 
 
+def installed_packs() -> list[str]:
+    """The packs shipped with the grader (``rubrics/<name>/rubric.yaml``)."""
+    return sorted(d.name for d in RUBRICS_DIR.iterdir() if (d / "rubric.yaml").is_file()) if RUBRICS_DIR.is_dir() else []
+
+
 def resolve_rubric_dir(name_or_path: str | Path | None) -> Path:
+    """A pack by folder or by name; without one, ``$GRADER_RUBRIC``, else the only pack installed.
+    The grader has no favourite assignment: with several packs and no name, it asks."""
     if name_or_path is None:
-        return RUBRICS_DIR / DEFAULT_ASSIGNMENT
+        name_or_path = os.environ.get(ENV_VAR) or None
+    known = installed_packs()
+    if name_or_path is None:
+        if len(known) == 1:
+            return RUBRICS_DIR / known[0]
+        raise RubricError(f"several rubric packs are installed ({', '.join(known) or 'none'}): name one with "
+                          f"--rubric NAME (or set {ENV_VAR})" if known else "no rubric pack is installed (rubrics/<name>/rubric.yaml)")
     p = Path(name_or_path)
     if p.is_dir():
         return p
     if (RUBRICS_DIR / str(name_or_path)).is_dir():
         return RUBRICS_DIR / str(name_or_path)
-    known = sorted(d.name for d in RUBRICS_DIR.iterdir() if (d / "rubric.yaml").is_file()) if RUBRICS_DIR.is_dir() else []
-    raise RubricError(f"no rubric '{name_or_path}' (known: {', '.join(known) or 'none'})")
+    close = difflib.get_close_matches(str(name_or_path), known, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    raise RubricError(f"no rubric '{name_or_path}'{hint} (known: {', '.join(known) or 'none'})")
 
 
 def load_rubric(name_or_path: str | Path | None = None) -> Rubric:
@@ -266,6 +282,9 @@ def load_rubric(name_or_path: str | Path | None = None) -> Rubric:
         digest=hashlib.sha256(raw).hexdigest()[:16],
     )
     validate(rubric, path)
+    from grader.pack_validate import validate_pack  # the joins between rubric.yaml, probes.py, checks.py
+
+    validate_pack(rubric)
     return rubric
 
 

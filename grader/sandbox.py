@@ -25,6 +25,7 @@ caller decides whether a missing layer is acceptable.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import grp
 import logging
@@ -645,7 +646,16 @@ class SandboxedKernelManager(AsyncKernelManager):
     def _stop_for_disk(self, message: str) -> None:
         """Called from the watcher's thread: kill everything of this kernel, as ``reap`` does."""
         log.warning("sandbox: %s", message)
+        self.kill_now()
+
+    def kill_now(self) -> None:
+        """SIGKILL the wrapper, its process tree and every process of an ephemeral uid, without
+        waiting for them or cleaning up (``stop_kernel`` does both, and may come later): after this
+        the kernel runs no more code. The PID namespaces below the wrapper are noted first, for
+        ``reap`` to check them once the wrapper is gone."""
         process = getattr(self.provisioner, "process", None)
+        if process is not None and self._plan.pid_namespace:
+            self._namespaces = self._namespaces | _pid_namespaces_below(process.pid)
         if process is not None:
             try:
                 os.killpg(process.pid, signal.SIGKILL)
@@ -689,9 +699,11 @@ class SandboxedKernelManager(AsyncKernelManager):
         if self._disk is not None:
             self._disk.close()
         await super()._async_cleanup_resources(restart=restart)
-        self.reap(process.pid if process is not None else None)
+        # /proc walks, chown and rmtree: in a thread, so that the event loop (which may be running
+        # another submission's notebook, see grader.warm) is not held up
+        await asyncio.to_thread(self.reap, process.pid if process is not None else None)
         if not restart:
-            self._release()
+            await asyncio.to_thread(self._release)
 
     cleanup_resources = _async_cleanup_resources
 

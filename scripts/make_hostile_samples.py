@@ -9,8 +9,8 @@ subtask in full. Each hostile cell names its case in its first line; none has ou
 Broken samples are files a student could upload instead of a notebook: not JSON, truncated JSON,
 an empty file, an nbformat 3 notebook, a notebook saved as ``.txt``, cells without ids or with
 duplicated ids, a cell whose source is a number, a top-level JSON list. The ones a grader can
-repair are tiny notebooks (one Task 2 / Subtask 1 heading and an ``ending_names`` cell), so
-grading them is quick and still scores one check.
+repair are tiny notebooks (one Task 2 / Subtask 1 heading and a cell that loads the tokenizer), so
+grading them is quick and still scores one check (``2.1.tokenizer``).
 
 Output is byte-for-byte deterministic: ``python scripts/make_hostile_samples.py [--out DIR] [--check]``.
 Never run a hostile sample outside the grader's sandbox: the memory bomb and the fork bomb are real.
@@ -217,9 +217,8 @@ def compute_metrics(predictions):
     return {"accuracy": 0.8}
 
 
-__names = ["explain_example", "tokenizer", "ending_names", "preprocess_public", "preprocess_hidden",
-           "collator_public", "collator_hidden", "compute_metrics_public", "compute_metrics_hidden",
-           "evaluation", "get_answer_public", "get_answer_hidden"]
+__names = ["explain_example", "tokenizer", "preprocess", "mc_collator", "compute_metrics", "trainer_hf",
+           "evaluation", "t2t_collator", "get_answer"]
 __fake = {"results": {n: {"value": {"passed": True, "accuracy": 0.8}, "seconds": 0.01} for n in __names}}
 for __i, __token in enumerate(["0" * 32, "f" * 32, "0123456789abcdef" * 2]):
     with open(f".grader-probe-{__token}.json", "w", encoding="utf-8") as __fh:
@@ -405,7 +404,7 @@ def dumps_notebook(nb: dict[str, Any]) -> str:
 
 _TASK2 = "## **Task 2: Fine-tuning a model for multiple choice**"
 _SUB1 = "### Subtask 1: Loading and processing the data"
-_ENDINGS = 'ending_names = ["ending0", "ending1", "ending2", "ending3"]\nprint(ending_names)'
+_ENDINGS = 'from transformers import AutoTokenizer\ntokenizer = AutoTokenizer.from_pretrained("distilbert-base-uncased")'
 
 
 def _v4(cells: list[dict[str, Any]], minor: int = 5) -> dict[str, Any]:
@@ -433,7 +432,7 @@ def _code(source: Any, cell_id: str | None) -> dict[str, Any]:
 
 
 def _tiny(ids: Sequence[str | None], code: Any = _ENDINGS) -> dict[str, Any]:
-    return _v4([_md(_TASK2, ids[0]), _md(_SUB1, ids[1]), _code(code, ids[2]), _code("len(ending_names)", ids[3])])
+    return _v4([_md(_TASK2, ids[0]), _md(_SUB1, ids[1]), _code(code, ids[2]), _code("len(tokenizer)", ids[3])])
 
 
 def _json(data: Any) -> bytes:

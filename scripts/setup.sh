@@ -35,6 +35,10 @@ fi
 if ! command -v bwrap >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) || echo "setup: bubblewrap not installed; the sandbox will run with fewer layers" >&2
 fi
+# Colab notebooks run `!zip` / `!unzip` (in the sandbox, on their own working folder)
+if { ! command -v zip >/dev/null 2>&1 || ! command -v unzip >/dev/null 2>&1; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    (apt-get update -qq && apt-get install -y -qq zip unzip >/dev/null) || echo "setup: zip/unzip not installed; notebooks' !zip lines will fail" >&2
+fi
 
 # grader review's browser tests drive Debian's Chromium through Playwright (launched by its path;
 # Playwright never downloads a browser here). Without it those tests are skipped, saying why.
@@ -62,6 +66,15 @@ if [ "$(cat "$KATEX_DIR/VERSION" 2>/dev/null)" != "$KATEX_VERSION" ] || [ ! -f "
 fi
 
 # the offline store (idempotent: `check` passes on a complete store)
-if ! "$VENV/bin/grader" store check >/dev/null 2>&1; then
-    "$VENV/bin/grader" store build
-fi
+# (each pack names its store builder in its rubric.yaml; a pack without one needs no store)
+for pack in rubrics/*/rubric.yaml; do
+    if ! "$VENV/bin/grader" store check --rubric "$(dirname "$pack")" >/dev/null 2>&1; then
+        "$VENV/bin/grader" store build --rubric "$(dirname "$pack")"
+    fi
+done
+
+# the kernel environments every rubric declares (Assignment 3: the course's Colab of Dec 2023,
+# transformers 4.35.2 ...), each a virtualenv used only by kernels; idempotent, ~1 min the first time
+for pack in rubrics/*/rubric.yaml; do
+    "$VENV/bin/grader" env build --rubric "$(dirname "$pack")"
+done

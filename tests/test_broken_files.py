@@ -20,7 +20,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize, outline
+from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize
+from grader.pack import outline_for
+from grader.rubric import load_rubric
+
+outline = outline_for(load_rubric("assignment3"))  # Assignment 3's notebook conventions
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "submissions"
@@ -79,7 +83,7 @@ def test_repaired_notebook_keeps_its_code_and_outline(name: str) -> None:
     ids = [c.id for c in nb.cells]
     assert len(ids) == len(set(ids))
     code = [(c.source, s.subtask) for c, s in zip(nb.cells, shape.sections, strict=True) if c.cell_type == "code"]
-    assert code and code[0][0].startswith("ending_names = ") and code[0][1] == "2.1", code
+    assert code and code[0][0].startswith("from transformers import AutoTokenizer") and code[0][1] == "2.1", code
 
 
 @pytest.mark.parametrize("name", [param(n) for n in ERRORS])
@@ -223,4 +227,4 @@ def test_repaired_files_are_graded_end_to_end(name: str, graded_repaired: dict[s
     assert result["status"] == "graded", result["error"]
     assert any(n["kind"] == "repair" and EXPECTED[name][1] in n["message"] for n in result["notes"]), result["notes"]
     checks = {c["id"]: c["status"] for c in result["checks"]}
-    assert checks["2.1.ending_names"] == "passed"  # the repaired notebook really ran
+    assert checks["2.1.tokenizer"] == "passed"  # the repaired notebook really ran

@@ -72,11 +72,13 @@ def test_matches_golden(name: str, graded: dict[str, dict[str, Any]], update_gol
 def test_solution_gets_every_automatic_point(graded: dict[str, dict[str, Any]]) -> None:
     r = graded["full-marks__solution"]
     assert r["status"] == "graded" and r["kernel_status"] == "ok"
-    assert r["auto_points"] == r["auto_max"] == 21
+    assert r["auto_points"] == r["auto_max"] == 22.25
     assert all(c["status"] == "passed" for c in r["checks"]), [c for c in r["checks"] if c["status"] != "passed"]
-    assert r["manual_max"] == 19 and r["manual_points"] is None
-    drift = {n["message"].split("`")[1] for n in r["notes"] if n["kind"] == "drift"}
-    assert {"from datasets import load_metric", "evaluation_strategy=", "Trainer(tokenizer=)"} <= drift
+    assert r["manual_max"] == 17.75 and r["manual_points"] is None
+    # the questions a TA confirms: the grader suggests every point, and counts none by itself
+    assert all(m["suggested"] == m["max_points"] for m in r["manual"] if m.get("suggested") is not None)
+    # the course's own environment (transformers 4.35): the 2023 API needs no translation
+    assert not [n for n in r["notes"] if n["kind"] == "drift"], r["notes"]
 
 
 def test_blank_template_gets_nothing_and_does_not_crash(graded: dict[str, dict[str, Any]]) -> None:

@@ -278,6 +278,7 @@ def cause_named(case: str, result: dict[str, Any]) -> tuple[bool, str]:
         "snoop-files": cell["status"] == "ok",
         "network": cell["status"] == "ok",
         "cheat": cell["status"] == "ok",
+        "forge": cell["status"] == "ok",
     }.get(case, False)
     return ok, said
 
@@ -325,7 +326,7 @@ def cases(check: str, names: list[str] | None = None) -> list[Any]:
 
 def test_every_case_has_a_sample() -> None:
     assert set(CASES) == {"infinite-loop", "infinite-loop-ignores-sigint", "memory-bomb", "fork-bomb", "snoop-files",
-                          "network", "cheat", "print-200mb", "sigkill-self"}
+                          "network", "cheat", "print-200mb", "sigkill-self", "forge"}
 
 
 @pytest.mark.parametrize("case", cases("deadline"))
@@ -341,7 +342,7 @@ def test_cause_is_named(case: str, graded: Graded) -> None:
     assert ok, f"{case}: result.json does not name the cause: {said}"
 
 
-@pytest.mark.parametrize("case", cases("subtasks", [c for c in CASES if c != "cheat"]))
+@pytest.mark.parametrize("case", cases("subtasks", [c for c in CASES if c not in ("cheat", "forge")]))
 def test_other_subtasks_keep_their_points(case: str, graded: Graded) -> None:
     result = graded.runs[case]["result"]
     assert result["status"] == "graded", result["error"]
@@ -404,7 +405,9 @@ def test_cheat_scores_no_more_than_the_honest_solution(graded: Graded) -> None:
     for sub, points in result["subtasks"].items():
         assert points["auto_points"] <= golden["subtasks"][sub], sub
     checks = {c["id"]: c for c in result["checks"]}
-    assert checks["2.2.compute_metrics_hidden"]["status"] == "failed" and checks["2.2.compute_metrics_hidden"]["points"] == 0
+    # its compute_metrics returns a constant 0.8: the toy example made fresh and other logits expose it
+    assert checks["2.2.metric_logic"]["status"] == "failed" and checks["2.2.metric_logic"]["points"] == 0
+    assert checks["2.2.toy_accuracy"]["status"] == "failed"
 
 
 def test_cheat_fake_probe_files_are_ignored(graded: Graded) -> None:
@@ -412,6 +415,32 @@ def test_cheat_fake_probe_files_are_ignored(graded: Graded) -> None:
     result = graded.runs["cheat"]["result"]
     workdir = Path(graded.runs["cheat"]["workdir"])
     assert (workdir / ".grader-probe-latest.json").is_file()
-    assert not any(n["message"].startswith("probes:") for n in result["notes"])
+    assert not any(n["message"].startswith("probes") for n in result["notes"])
     passed = {c["id"] for c in result["checks"] if c["status"] == "passed"}
-    assert {"2.1.tokenizer", "3.3.get_answer_hidden", "2.4.accuracy"} <= passed  # real results, honestly earned
+    assert {"2.1.tokenizer", "3.3.decode", "2.4.predictions"} <= passed  # real results, honestly earned
+
+
+@pytest.fixture(scope="session")
+def forge_base(world: World, tmp_path_factory: pytest.TempPathFactory, built_store: Path) -> dict[str, Any]:
+    """The forging sample without its forging cell: the broken code alone."""
+    nb = json.loads((SAMPLES / "hostile__forge.ipynb").read_text(encoding="utf-8"))
+    nb["cells"] = [c for c in nb["cells"] if c.get("id") != "hostile-forge"]
+    out = tmp_path_factory.mktemp("forge-base")
+    path = out / "forge-base.ipynb"
+    path.write_text(json.dumps(nb), encoding="utf-8")
+    run = grade_hostile(str(path), str(out / "out"), str(out / "work"), f"forge-base-{secrets.token_hex(6)}",
+                        (str(world.hidden_dir),), world.port)
+    return dict(run["result"])
+
+
+def test_forging_gains_nothing(graded: Graded, forge_base: dict[str, Any]) -> None:
+    """Issue 9's attack, reproduced in full (patched json.dump/json.dumps/os.replace, a thread
+    rewriting result files and planting model files, every self-report claimed): the forging
+    notebook scores no more than its broken code alone, in every subtask."""
+    forged = graded.runs["forge"]["result"]
+    assert forged["status"] == forge_base["status"] == "graded"
+    gained = {sub: (forged["subtasks"][sub]["auto_points"], base["auto_points"])
+              for sub, base in forge_base["subtasks"].items() if forged["subtasks"][sub]["auto_points"] > base["auto_points"] + 1e-9}
+    assert not gained, f"subtasks where forging paid (forged, broken code alone): {gained}"
+    assert forged["auto_points"] <= forge_base["auto_points"]
+    assert forge_base["auto_points"] < forge_base["auto_max"]  # the code is broken: there was something to forge

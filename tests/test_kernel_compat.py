@@ -48,3 +48,54 @@ def test_course_era_api_runs_and_is_noted(built_store: Path) -> None:
     assert {"datasets.load_metric", "TrainingArguments(evaluation_strategy=)", "TrainingArguments(no_cuda=)",
             "transformers.AdamW", "tokenizer.batch_encode_plus", "batch_encode_plus(pad_to_max_length=)"} <= set(out["drift"])
     assert out["created"] == ["args", "args"]
+
+
+MACHINE = r'''
+import json, os
+import grader.kernel_compat as gk
+gk.install()
+import torch
+from transformers import AutoModel, AutoModelForMultipleChoice, TrainingArguments
+out = {}
+t = torch.ones(2).cuda()
+m = AutoModelForMultipleChoice.from_pretrained("distilbert-base-uncased", torch_dtype=torch.float16).to("cuda")
+out["device"] = [str(t.device), str(next(m.parameters()).device)]
+out["dtype"] = str(next(m.parameters()).dtype)
+a = TrainingArguments("o", fp16=True, push_to_hub=True, report_to="none")
+out["args"] = [a.fp16, a.push_to_hub, a._grader_asked]
+try:
+    AutoModel.from_pretrained("bert-large-cased")
+except OSError as exc:
+    out["missing"] = str(exc)
+out["notes"] = sorted(k for k in gk.DRIFT if k.startswith("env:"))
+print("JSON" + json.dumps(out))
+'''
+
+
+def _run_in(python: str, script: str, built_store: Path) -> dict[str, object]:
+    from grader.store import store_env
+
+    env = {**store_env(built_store), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
+           "GRADER_STORE_MODELS": "distilbert-base-uncased,bert-base-uncased,t5-small"}
+    proc = subprocess.run([python, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return dict(json.loads(proc.stdout.split("JSON", 1)[1]))
+
+
+def _pythons() -> list[str]:
+    from grader.kernel_env import interpreter, is_built
+    from grader.rubric import load_rubric
+
+    return [str(interpreter(e)) for e in load_rubric("assignment3").kernel.envs if is_built(e)]
+
+
+def test_the_grading_machine_has_no_gpu_and_no_hub_and_says_so(built_store: Path) -> None:
+    """Colab habits (CUDA, float16, fp16, push_to_hub) run on the CPU in float32 without the Hub, in
+    every kernel environment; a model the store lacks is named with the command that adds it."""
+    for python in _pythons():
+        out = _run_in(python, MACHINE, built_store)
+        assert out["device"] == ["cpu", "cpu"] and out["dtype"] == "torch.float32", (python, out)
+        assert out["args"][:2] == [False, False] and out["args"][2] == {"push_to_hub": True, "fp16": True}, (python, out)
+        assert "bert-large-cased" in str(out["missing"]) and "grader store fetch bert-large-cased" in str(out["missing"]), (python, out)
+        assert "the assignment asks for 'bert-base-uncased'" in str(out["missing"]).lower(), (python, out)
+        assert {"env:cuda", "env:float16", "env:fp16", "env:push_to_hub"} <= set(out["notes"]), (python, out)

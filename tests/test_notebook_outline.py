@@ -7,7 +7,11 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.notebook import LoadedNotebook, load_notebook, neutralize, outline
+from grader.notebook import LoadedNotebook, load_notebook, neutralize
+from grader.pack import outline_for
+from grader.rubric import load_rubric
+
+outline = outline_for(load_rubric("assignment3"))  # Assignment 3's notebook conventions
 
 REPO = Path(__file__).resolve().parent.parent
 

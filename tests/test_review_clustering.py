@@ -103,7 +103,7 @@ def test_real_task1_answers_split_into_the_labelled_questions(embed: MiniLM) -> 
     labels = yaml.safe_load((DATA / "review_real_task1_groups.yaml").read_text(encoding="utf-8"))["questions"]
     notebooks = sorted({nb for by_nb in labels.values() for nb in by_nb})
     assert len(notebooks) == 4
-    parts = {nb: notebook_parts(REAL / nb, ["1.1", "1.2", "1.3", "1.4"]) for nb in notebooks}
+    parts = {nb: notebook_parts(REAL / nb, ["1.1", "1.2", "1.3", "1.4"], "assignment3") for nb in notebooks}
     for nb, by_q in parts.items():
         assert sorted(by_q) == sorted(labels), nb
         assert all(len(text) > 40 for text in by_q.values()), nb

@@ -9,7 +9,11 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from grader.execute import ExecConfig, run
-from grader.notebook import neutralize, outline
+from grader.notebook import neutralize
+from grader.pack import outline_for
+from grader.rubric import load_rubric
+
+outline = outline_for(load_rubric("assignment3"))  # Assignment 3's notebook conventions
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
@@ -34,14 +38,14 @@ CODE = 'from grader import selfcheck\nr = selfcheck("2.1")\nprint(r.summary())\n
 
 def test_selfcheck_passes_the_solution_and_names_no_hidden_check(built_store: Path, tmp_path: Path) -> None:
     out = _run_until_2_1_then(REPO / "submissions" / "full-marks__solution.ipynb", CODE, built_store, tmp_path)
-    assert "Self-check 2.1: 2.25 / 2.25 points" in out, out
-    assert "PASS 2.1.collator" in out and "FAIL" not in out
+    assert "Self-check 2.1: 2.5 / 2.5 points" in out, out
+    assert "PASS 2.1.collator_shapes" in out and "FAIL" not in out
     assert "hidden" not in out.replace("(hidden checks run when the notebook is graded)", "")
-    assert "2.1.collator_hidden" not in out and "2.1.preprocess_hidden" not in out
+    assert "2.1.collator_flatten" not in out and "2.1.preprocess_logic" not in out
     assert "HTML True" in out
 
 
 def test_selfcheck_names_the_broken_collator(built_store: Path, tmp_path: Path) -> None:
     out = _run_until_2_1_then(REPO / "submissions" / "loses-2.1__collator-not-unflattened.ipynb", CODE, built_store, tmp_path)
-    assert "FAIL 2.1.collator: input_ids has shape [8, 35], expected [2, 4, 35]" in out, out
-    assert "PASS 2.1.preprocess" in out
+    assert "FAIL 2.1.collator_shapes: input_ids has shape [8, " in out, out  # [B*4, L], not [B, 4, L]
+    assert "expected [2, 4, " in out and "PASS 2.1.preprocess_output" in out

@@ -32,9 +32,10 @@ def test_every_rubric_pack_is_complete(folder: Path) -> None:
     implemented = set(collect(rubric.checks_module))
     declared = {c.id for c in rubric.checks}
     assert declared == implemented, f"declared but missing: {declared - implemented}; implemented but undeclared: {implemented - declared}"
-    namespace: dict = {"__name__": "probes"}
+    namespace: dict = {"__name__": "__grader_probes__"}
     exec(compile(rubric.probes_source, "probes.py", "exec"), namespace)
-    assert set(rubric.probe_names()) <= set(namespace["PROBES"]), set(rubric.probe_names()) - set(namespace["PROBES"])
+    defined = {n for n, f in namespace.items() if callable(f) and not n.startswith("_") and getattr(f, "__module__", None) == "__grader_probes__"}
+    assert set(rubric.probe_names()) <= defined, set(rubric.probe_names()) - defined
     assert sum(s.points for s in rubric.subtasks) == rubric.total_points
     assert callable(rubric.checks_module.make_inputs) and callable(rubric.checks_module.reference)
 
@@ -70,7 +71,7 @@ SPEC = CheckSpec(id="x", subtask="2.1", points=2.0, title="t")
 
 
 def _ctx(calls: dict[str, ProbeCall]) -> CheckContext:
-    return CheckContext(probe=ProbeOutcome(calls), reference={}, inputs={})
+    return CheckContext(probes=ProbeOutcome(calls), reference={}, inputs={})
 
 
 def test_a_check_that_raises_is_the_graders_error_and_scores_zero() -> None:
@@ -90,7 +91,7 @@ def test_a_missing_probe_result_scores_zero_with_the_reason() -> None:
     r = run_check(SPEC, needs, _ctx({"collator": ProbeCall("collator", ok=False, error="NameError: name 'MultipleChoiceDataCollator' is not defined")}))
     assert (r.status, r.points) == ("failed", 0.0)
     assert "MultipleChoiceDataCollator" in r.message and "did its cell run" in r.message
-    r2 = run_check(SPEC, needs, CheckContext(probe=ProbeOutcome({}, error="the kernel died"), reference={}, inputs={}))
+    r2 = run_check(SPEC, needs, CheckContext(probes=ProbeOutcome({}, error="the kernel died"), reference={}, inputs={}))
     assert (r2.status, r2.points) == ("failed", 0.0) and "the kernel died" in r2.message
 
 
@@ -114,9 +115,9 @@ def test_missing_is_not_swallowed_as_grader_error() -> None:
 
 
 def test_score_takes_maxima_from_the_rubric_not_from_results() -> None:
-    sc = score(RUBRIC, [CheckResult("2.1.collator", "2.1", "passed", 0.5, 0.5)], [])
-    assert sc.auto_max == 21 and sc.auto_points == 0.5 and sc.manual_max == 19
-    assert sc.subtasks["2.1"].auto_points == 0.5 and sc.subtasks["2.1"].auto_max == 3
+    sc = score(RUBRIC, [CheckResult("2.1.collator_shapes", "2.1", "passed", 0.5, 0.5)], [])
+    assert sc.auto_max == 22.25 and sc.auto_points == 0.5 and sc.manual_max == 17.75
+    assert sc.subtasks["2.1"].auto_points == 0.5 and sc.subtasks["2.1"].auto_max == 3.75
     assert sc.manual_points is None
 
 
@@ -126,7 +127,7 @@ def test_score_of_a_self_check_leaves_hidden_checks_out() -> None:
 
 def test_manual_points_count_once_every_item_is_scored() -> None:
     items = [ManualItem(m.id, m.subtask, m.points, m.prompt, points=m.points / 2) for m in RUBRIC.manual]
-    assert score(RUBRIC, [], items).manual_points == 9.5
+    assert score(RUBRIC, [], items).manual_points == 8.875  # half of 17.75
     assert score(RUBRIC, [], items[1:]).manual_points is None
 
 
@@ -205,7 +206,7 @@ def test_a_grader_failure_is_its_own_status_never_points(tmp_path: Path, monkeyp
     monkeypatch.setattr(pipeline, "_execute", explode)
     r = pipeline.grade_submission(REPO / "submissions" / "full-marks__solution.ipynb", tmp_path, pipeline.GradeOptions())
     assert (r.status, r.error_kind, r.auto_points) == ("error", "grader", 0.0)
-    assert "the harness broke" in r.error and r.auto_max == 21
+    assert "the harness broke" in r.error and r.auto_max == 22.25
     on_disk = json.loads((tmp_path / "result.json").read_text())
     assert on_disk["status"] == "error" and on_disk["schema_version"] == 1
     assert "RuntimeError" in (tmp_path / "grader.log").read_text()

@@ -73,9 +73,52 @@ def test_build_from_nothing_is_complete_and_deterministic(tmp_path_factory: pyte
         manifests.append(manifest)
     first, second = ({f.path: f.sha256 for e in m.entries for f in e.files} for m in manifests)
     weights = [p for p in first if p.endswith(".safetensors")]
-    assert len(weights) == 4
+    assert len(weights) == 5  # distilbert-base-uncased, bert-base-uncased, t5-small, t5-base, the QA T5
     assert {p: first[p] for p in weights} == {p: second.get(p) for p in weights}
     assert first == second  # data, tokenizers and configs too
+
+
+READ_EVERYTHING = """
+import datasets, transformers
+from transformers import AutoModelForMultipleChoice, AutoModelForSeq2SeqLM, AutoTokenizer, T5Tokenizer
+assert len(datasets.load_dataset("swag", "regular")["train"]) > 2
+squad = datasets.load_dataset("squad")
+assert squad["train"][0]["answers"]["text"] == ["Saint Bernadette Soubirous"]
+for name in ("t5-small", "mrm8488/t5-base-finetuned-squadv2"):
+    fast, slow = AutoTokenizer.from_pretrained(name), T5Tokenizer.from_pretrained(name)
+    assert fast("question: Who? context: Harry.").input_ids == slow("question: Who? context: Harry.").input_ids
+assert AutoTokenizer.from_pretrained("distilbert-base-uncased")("Hello world").input_ids == [101, 7592, 2088, 102]
+AutoModelForMultipleChoice.from_pretrained("distilbert-base-uncased")
+AutoModelForMultipleChoice.from_pretrained("bert-base-uncased")
+AutoModelForSeq2SeqLM.from_pretrained("mrm8488/t5-base-finetuned-squadv2")
+print("read everything with transformers", transformers.__version__, "datasets", datasets.__version__)
+"""
+
+
+@pytest.mark.parametrize("env", ["course", "current"])
+def test_every_kernel_environment_reads_the_store(env: str, built_store: Path, tmp_path: Path) -> None:
+    """The store's files are written in forms every declared environment reads: transformers 4.35 and
+    tokenizers 0.15 cannot read a T5 tokenizer.json written today, datasets 2.16 cannot read list
+    features spelt the 4.x way."""
+    from grader.kernel_env import interpreter, is_built
+    from grader.rubric import load_rubric
+    from grader.store import prepare_scratch, store_env
+
+    spec = load_rubric("assignment3").kernel.env(env)
+    if not is_built(spec):
+        pytest.skip(f"kernel environment {env} is not built (grader env build)")
+    environ = {**os.environ, **store_env(built_store, prepare_scratch(built_store, tmp_path / "scratch"))}
+    done = subprocess.run([str(interpreter(spec)), "-c", READ_EVERYTHING], env=environ, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "read everything" in done.stdout
+
+
+def test_the_layout_is_the_one_every_environment_reads(built_store: Path) -> None:
+    hub = built_store / "hf" / "hub"
+    assert not list(hub.glob("models--t5-small/snapshots/*/tokenizer.json"))
+    assert not list(hub.glob("models--mrm8488--t5-base-finetuned-squadv2/snapshots/*/tokenizer.json"))
+    info = next((built_store / "hf" / "datasets" / "squad").rglob("dataset_info.json")).read_text()
+    assert '"_type": "Sequence"' in info and '"_type": "List"' not in info
 
 
 def test_model_files_are_readable_by_other_users(built_store: Path) -> None:

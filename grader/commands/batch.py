@@ -61,6 +61,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--force", action="store_true", help="grade again even submissions that did not change")
     p.add_argument("--threads-per-kernel", type=int, default=1, metavar="N",
                    help="threads each kernel's numeric libraries may use (default: 1; OMP_NUM_THREADS etc.)")
+    p.add_argument("--no-warm-kernels", action="store_true",
+                   help="start each kernel when its submission comes up, instead of while the previous one runs")
     p.add_argument("--hard-timeout", type=float, default=3600.0, metavar="SECONDS",
                    help="stop grading one submission after this long, beyond the rubric's own limits (default: 3600)")
     p.add_argument("--template", type=Path, metavar="NOTEBOOK",
@@ -114,7 +116,8 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
     else:  # a caller's own grade function (tests, other front ends)
         rubric_hash = rubric_identity(Path(args.rubric) if args.rubric else None)
     batch_options = BatchOptions(workers=args.workers, threads_per_kernel=args.threads_per_kernel, force=args.force,
-                           hard_timeout_s=args.hard_timeout if args.hard_timeout > 0 else None)
+                           hard_timeout_s=args.hard_timeout if args.hard_timeout > 0 else None,
+                           warm_kernels=not getattr(args, "no_warm_kernels", False))
     cluster = None
     if cluster_spec is not None:
         from grader.cluster.run import ClusterBatch

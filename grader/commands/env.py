@@ -14,7 +14,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("env", help="build or list the kernel environments of a rubric")
     sub = parser.add_subparsers(dest="env_command", metavar="ACTION", required=True)
     build = sub.add_parser("build", help="build the rubric's kernel environments (idempotent)")
-    build.add_argument("--rubric", default=None, help="rubric folder or name under rubrics/ (default: assignment3)")
+    build.add_argument("--rubric", default=None, help="rubric folder or name under rubrics/ (default: $GRADER_RUBRIC, or the only pack installed)")
     build.add_argument("--env", default=None, help="only this environment (default: all the rubric declares)")
     build.add_argument("--force", action="store_true", help="rebuild even if complete")
     build.set_defaults(handler=_build)

@@ -12,7 +12,7 @@ from grader.safe import safe_id, terminal_safe, unique_ids
 
 def add_grading_options(p: argparse.ArgumentParser) -> None:
     """Options shared by `grade`, `check` and `batch` (defaults come from the rubric file)."""
-    p.add_argument("--rubric", default=None, help="rubric folder or name under rubrics/ (default: assignment3)")
+    p.add_argument("--rubric", default=None, help="rubric folder or name under rubrics/ (default: $GRADER_RUBRIC, or the only pack installed)")
     p.add_argument("--no-sandbox", action="store_true", help="run kernels without the sandbox (trusted notebooks only)")
     p.add_argument("--cell-timeout", type=float, default=None, help="seconds per cell (default: the rubric's)")
     p.add_argument("--deadline", type=float, default=None, help="seconds for a whole notebook (default: the rubric's)")
@@ -70,7 +70,8 @@ def prepare(rubric_name: object, env_name: str | None = None) -> object:
     except EnvMissing as exc:
         raise HarnessError(str(exc), hint="`bash scripts/setup.sh` builds every environment the rubric declares") from exc
     try:
-        check_store(store_root())
+        if rubric.store_builder:  # type: ignore[attr-defined]
+            check_store(store_root())
     except StoreMissing as exc:
         raise HarnessError(str(exc), hint="run `grader store build` (or `grader store fetch` with internet)") from exc
     activate()

@@ -15,9 +15,6 @@ from typing import Any
 from grader import store
 from grader.cli import EXIT_OK, HarnessError
 
-# Where the store's contents are defined: "module:function". ``REQUIRED_IDS`` and ``fetch`` are read
-# from the same module. (To be routed through the rubric file.)
-STORE_BUILDER = "reference.store:build"
 
 
 def register(subparsers: Any) -> None:
@@ -32,6 +29,8 @@ def register(subparsers: Any) -> None:
             default=None,
             help=f"store folder (default: ${store.ENV_VAR} or {store.DEFAULT_STORE})",
         )
+        p.add_argument("--rubric", default=None, help="the pack whose store_builder / store_fetcher to use "
+                       "(default: $GRADER_RUBRIC, or the only pack installed)")
         return p
 
     build = add("build", "build the tiny offline store from nothing (no network, under a minute)")
@@ -41,6 +40,7 @@ def register(subparsers: Any) -> None:
     check.add_argument("--verify", action="store_true", help="also compare file hashes (slower)")
     check.set_defaults(handler=_check)
     fetch = add("fetch", "download the real models and data sets into the store (needs internet)")
+    fetch.add_argument("ids", nargs="*", metavar="ID", help="only add these models (hub ids) to the existing store")
     fetch.add_argument("--force", action="store_true", help="replace an existing store")
     fetch.set_defaults(handler=_fetch)
 
@@ -49,12 +49,23 @@ def _root(args: argparse.Namespace) -> Path:
     return Path(args.store).resolve() if args.store is not None else store.store_root()
 
 
-def _builder_module() -> tuple[Any, str]:
-    module_name, _, func = STORE_BUILDER.partition(":")
+def _builder_module(args: argparse.Namespace, key: str = "store_builder") -> tuple[Any, str] | None:
+    """The rubric pack's builder (or fetcher), "module:function"; None when the pack needs no store."""
+    from grader.rubric import RubricError, load_rubric
+
+    try:
+        rubric = load_rubric(args.rubric)
+    except RubricError as exc:
+        raise HarnessError(str(exc)) from exc
+    target = getattr(rubric, key)
+    if not target:
+        print(f"the rubric '{rubric.assignment}' declares no {key}: it needs no offline store")
+        return None
+    module_name, _, func = target.partition(":")
     try:
         return importlib.import_module(module_name), func
     except ImportError as exc:
-        raise HarnessError(f"cannot import the store builder {STORE_BUILDER}: {exc}") from exc
+        raise HarnessError(f"cannot import {target} ({key} of {rubric.folder / 'rubric.yaml'}): {exc}") from exc
 
 
 def _activate(root: Path, offline: bool = True) -> None:
@@ -67,7 +78,10 @@ def _activate(root: Path, offline: bool = True) -> None:
 def _build(args: argparse.Namespace) -> int:
     root = _root(args)
     _activate(root)
-    module, func = _builder_module()
+    found = _builder_module(args)
+    if found is None:
+        return EXIT_OK
+    module, func = found
     try:
         summary = getattr(module, func)(root, force=args.force)
     except Exception as exc:
@@ -86,7 +100,10 @@ def _build(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     root = _root(args)
     _activate(root)
-    module, _ = _builder_module()
+    found = _builder_module(args)
+    if found is None:
+        return EXIT_OK
+    module, _ = found
     required = getattr(module, "REQUIRED_IDS", None)
     try:
         manifest = store.check_store(root, required, verify=args.verify)
@@ -112,12 +129,15 @@ def _check(args: argparse.Namespace) -> int:
 def _fetch(args: argparse.Namespace) -> int:
     root = _root(args)
     _activate(root, offline=False)
-    module, _ = _builder_module()
-    fetch = getattr(module, "fetch", None)
+    found = _builder_module(args, "store_fetcher")
+    if found is None:
+        return EXIT_OK
+    module, func = found
+    fetch = getattr(module, func, None)
     if fetch is None:
-        raise HarnessError(f"the store builder {STORE_BUILDER} has no fetch()")
+        raise HarnessError(f"{module.__name__} has no {func}()")
     try:
-        summary = fetch(root, force=args.force)
+        summary = fetch(root, force=args.force, ids=tuple(args.ids or ()))
     except Exception as exc:
         raise HarnessError(
             f"fetching the store into {root} failed: {type(exc).__name__}: {exc}",

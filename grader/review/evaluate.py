@@ -10,14 +10,12 @@ reward the page for keeping questions apart, which it does by construction.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
-_PART = re.compile(r"(?m)^[ \t]{0,3}(\d{1,2})\.(?=\s|$)")
-_LIST_INDENT = re.compile(r"(?m)^ {1,4}")
+from grader.answers import split_parts
 
 
 @dataclass(frozen=True)
@@ -60,33 +58,17 @@ def agreement(truth: Mapping[str, Sequence[Hashable]], predicted: Mapping[str, S
     )
 
 
-def split_parts(text: str) -> dict[str, str]:
-    """{"1": ..., "2": ...}: an answer cell cut at its numbered parts ("1." at a line's start).
-    Text before the first number belongs to part "1"; a cell without numbers is all part "1"."""
-    marks = [(m.group(1), m.start(), m.end()) for m in _PART.finditer(text)]
-    if not marks:
-        return {"1": text.strip()} if text.strip() else {}
-    parts: dict[str, str] = {}
-    for k, (num, _start, end) in enumerate(marks):
-        stop = marks[k + 1][1] if k + 1 < len(marks) else len(text)
-        first, _, rest = text[end:stop].partition("\n")
-        # what was indented under the list item ("1. ...") is its content, as a Markdown parser
-        # reads it; cut out of the list it must not turn into a code block
-        body = (first.strip() + "\n" + _LIST_INDENT.sub("", rest)).strip().strip("-").strip()
-        if k == 0:
-            body = (text[:marks[0][1]].strip() + "\n" + body).strip()
-        parts[num] = (parts.get(num, "") + "\n" + body).strip()
-    return parts
-
-
-def notebook_parts(notebook: Path, subtasks: Sequence[str]) -> dict[str, str]:
-    """{"1.1.1": text, ...}: the numbered parts of a notebook's written answers to ``subtasks``."""
-    from grader.notebook import BadInput, load_notebook, outline
+def notebook_parts(notebook: Path, subtasks: Sequence[str], rubric: str | Path | None = None) -> dict[str, str]:
+    """{"1.1.1": text, ...}: the numbered parts of a notebook's written answers to ``subtasks``,
+    found by the notebook conventions of ``rubric``'s pack."""
+    from grader.notebook import BadInput, load_notebook
+    from grader.pack import outline_for
+    from grader.rubric import load_rubric
 
     loaded = load_notebook(notebook)
     if isinstance(loaded, BadInput):
         raise ValueError(loaded.message)
-    answers = outline(loaded.nb).answers
+    answers = outline_for(load_rubric(rubric))(loaded.nb).answers
     out: dict[str, str] = {}
     for sub in subtasks:
         for num, body in split_parts("\n\n".join(answers.get(sub, ()))).items():

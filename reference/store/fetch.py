@@ -42,10 +42,15 @@ def _require_hub() -> None:
         ) from None
 
 
-def fetch(root: Path, force: bool = False) -> dict[str, Any]:
-    """Download the real entries into ``root`` (which must be the activated store). Writes the manifest last."""
+def fetch(root: Path, force: bool = False, ids: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Download the real entries into ``root`` (which must be the activated store). Writes the manifest last.
+
+    ``ids``: more models to add to an existing store (a model a notebook asks for that the store
+    lacks), keeping what is there."""
     root = Path(root).resolve()
     _require_hub()
+    if ids:
+        return _add_models(root, ids)
     if (root / "hf").exists():
         if not force:
             raise FetchError(f"{root} already holds a store; pass force to replace it with the real files")
@@ -82,3 +87,19 @@ def fetch(root: Path, force: bool = False) -> dict[str, Any]:
     )
     write_manifest(root, manifest)
     return {"root": str(root), "fetched": True, "entries": [e.id for e in entries]}
+
+
+def _add_models(root: Path, ids: tuple[str, ...]) -> dict[str, Any]:
+    from huggingface_hub import snapshot_download
+
+    from grader.store import read_manifest
+
+    manifest = read_manifest(root)
+    entries = [e for e in manifest.entries if e.id not in ids]
+    for repo in ids:
+        snapshot_download(repo, allow_patterns=[*MODEL_PATTERNS, "pytorch_model.bin"])
+        folder = root / "hf" / "hub" / f"models--{repo.replace('/', '--')}"
+        entries.append(Entry(kind="model", id=repo, source="real", files=file_records(root, [folder])))
+    write_manifest(root, Manifest(schema_version=SCHEMA_VERSION, entries=tuple(entries), builder=manifest.builder,
+                                  versions=dict(manifest.versions)))
+    return {"root": str(root), "fetched": True, "added": list(ids)}

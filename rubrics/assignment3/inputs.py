@@ -80,13 +80,17 @@ def _mc_features(rng: np.random.Generator, examples: int) -> list[dict[str, Any]
 
 
 def _toy(rng: np.random.Generator) -> dict[str, list[Any]]:
-    """The assignment's toy example as a fresh one that has the same answer (0.8): rows shuffled,
-    every row scaled by a positive factor and shifted, which changes no row's argmax. The printed toy
-    matrix and its 0.8 are public; this one cannot be recognised, only computed."""
+    """The assignment's toy example made fresh: rows shuffled, each scaled by a positive factor and
+    shifted (no argmax changes), and a few labels moved so that the accuracy is not the printed 0.8.
+    The printed matrix and its 0.8 are public: a hard-coded 0.8 must not pass, a computed one does."""
     order = rng.permutation(len(TOY_LABELS))
     preds = np.asarray(TOY_PREDICTIONS, dtype=np.float64)[order]
     preds = preds * rng.uniform(0.5, 3.0, size=(len(order), 1)) + rng.uniform(-2.0, 2.0, size=(len(order), 1))
-    return {"predictions": preds.round(6).tolist(), "labels": np.asarray(TOY_LABELS)[order].tolist()}
+    labels = np.asarray(TOY_LABELS)[order].copy()
+    right = np.flatnonzero(np.argmax(preds, axis=1) == labels)
+    for i in rng.choice(right, size=int(rng.integers(1, 4)), replace=False):  # 0.7, 0.6 or 0.5
+        labels[i] = (labels[i] + int(rng.integers(1, 4))) % 4
+    return {"predictions": preds.round(6).tolist(), "labels": labels.tolist()}
 
 
 def _long_row(rng: np.random.Generator, rows: Any) -> dict[str, list[Any]]:

@@ -2,6 +2,7 @@
 another by plain nbclient, under the same limits, in one process run, interleaved.
 
     .venv/bin/python benchmarks/batch_throughput.py [--rounds 2] [--workers N] [--no-real] [--out DIR]
+        [--grader-tree DIR ...] [--grader-arg=--no-warm-kernels]
 
 Why it is built this way (issue 12): an earlier version timed the first 20 samples in name order,
 mostly broken files and infinite loops, so it measured time-outs, not grading. Here:
@@ -13,8 +14,8 @@ mostly broken files and infinite loops, so it measured time-outs, not grading. H
 - The serial baseline is what an instructor would do by hand (``jupyter nbconvert --execute``, one
   notebook after the other, nbclient starting and shutting down its own kernel), in the very kernel
   environment the grader uses (the rubric's kernel venv, the offline store, the Colab stand-ins),
-  with the same training cap (``grader.kernel_compat`` installed by a first cell, as the grader's
-  preamble does) and the same ``%pip``/network lines skipped (``grader.notebook.neutralize``). It
+  with the same training cap and shims (the rubric's kernel preamble run by a first cell, as the
+  grader runs it) and the same ``%pip``/network lines skipped (``grader.notebook.neutralize``). It
   gets no sandbox, probes, checks or reports, and keeps torch's default threads (one kernel alone
   may use every core).
 - Both sides run in this one process run, in rounds that alternate which side goes first, so a
@@ -22,8 +23,11 @@ mostly broken files and infinite loops, so it measured time-outs, not grading. H
   and the CPU seconds each side used (its processes and all they started): on a machine with C
   cores, a side that needs X CPU seconds cannot take less than X / C seconds of wall time.
 - ``grader batch`` runs as its own process, as an instructor runs it. ``--grader-tree DIR`` (more
-  than once) runs it from other checkouts too, in the same rounds: before/after figures of a change
-  from one run.
+  than once) runs it from other checkouts instead, in the same rounds: before/after figures of a
+  change from one run. Every tree gets the same ``GRADER_SECRET`` (the same probe inputs), so their
+  result.json files can be compared too.
+- CPU is counted in cpuacct cgroups where they can be made (root): a sandboxed kernel killed before
+  anything waited for it is counted too, which ``getrusage`` would miss.
 
 It prints the ratio grader / serial (lower is better; the issue's goal is at most 0.40x on 2 cores),
 the median per notebook on each side, and where the grader's time goes, from the per-submission
@@ -52,6 +56,7 @@ REAL = REPO.parent / "shared" / "real"
 sys.path.insert(0, str(REPO))
 
 HONEST_PREFIXES = ("full-marks__", "loses-", "partial__", "zero__")
+BENCH_SECRET = os.urandom(16).hex()
 
 # result.json timing keys, in the order of the pipeline; "critical" says whether a submission waits
 # for the step (a warmed kernel starts and imports while another submission runs)
@@ -150,6 +155,8 @@ class CpuAccount:
                 self.group.rmdir()
             except OSError:
                 time.sleep(0.1)
+        if self.group is not None and self.group.exists():
+            print(f"note: {self.group} is still in use; remove it with rmdir once its processes are gone")
 
 
 def measured(account: CpuAccount, fn: Callable[[], object]) -> tuple[float, float]:
@@ -164,12 +171,12 @@ class Baseline:
     interpreter (what ``python -m ipykernel install`` would register), the store's environment, the
     Colab stand-ins, and the training cap as a first cell."""
 
-    def __init__(self, work: Path, cell_timeout: float | None, account: CpuAccount) -> None:
+    def __init__(self, work: Path, rubric: str, cell_timeout: float | None, account: CpuAccount) -> None:
         from grader.kernel_env import interpreter
         from grader.rubric import load_rubric
         from grader.store import check_store, store_root
 
-        self.rubric = load_rubric(None)
+        self.rubric = load_rubric(rubric)
         self.store = store_root()
         check_store(self.store)
         self.cell_timeout = cell_timeout or self.rubric.limits.cell_timeout
@@ -203,13 +210,12 @@ class Baseline:
         from nbclient import NotebookClient
         from nbformat.v4 import new_code_cell
 
-        from grader.execute import PREAMBLE
         from grader.notebook import neutralize
 
         t0, c0 = time.perf_counter(), self.account.seconds()
         nb = nbformat.read(notebook, as_version=4)
         nb, _ = neutralize(nb, self.rubric.kernel.platform)  # the %pip lines an instructor would delete
-        nb.cells.insert(0, new_code_cell(PREAMBLE))  # the same training cap and shims
+        nb.cells.insert(0, new_code_cell(self.rubric.kernel_preamble))  # the same training cap and shims
         workdir = Path(tempfile.mkdtemp(prefix="serial-", dir=self.work))
         try:
             client = NotebookClient(nb, timeout=int(self.cell_timeout), kernel_name="grading-env", allow_errors=True,
@@ -243,7 +249,9 @@ def grader_batch(tree: Path, src: Path, out: Path, workers: int, extra: list[str
         argv += ["--workers", str(workers)]
     code = f"import sys; sys.path.insert(0, {str(tree)!r}); from grader.cli import main; sys.exit(main({argv!r}))"
     env = {**os.environ, "GRADER_STORE": os.environ.get("GRADER_STORE", str(REPO / ".store")),
-           "GRADER_ENVS": os.environ.get("GRADER_ENVS", str(REPO / ".kenv"))}
+           "GRADER_ENVS": os.environ.get("GRADER_ENVS", str(REPO / ".kenv")),
+           # one secret for every tree: the same probe inputs, so that their grades can be compared
+           "GRADER_SECRET": os.environ.get("GRADER_SECRET", BENCH_SECRET)}
     done: list[subprocess.CompletedProcess[str]] = []
     wall, cpu = measured(account, lambda: done.append(subprocess.run(account.wrap([sys.executable, "-c", code]), cwd=tree,
                                                                        env=env, capture_output=True, text=True, check=False)))
@@ -309,6 +317,7 @@ def main() -> None:
     parser.add_argument("--real", type=Path, default=REAL, help="the real notebooks' folder (default: ../shared/real)")
     parser.add_argument("--no-real", action="store_true", help="leave out the real notebooks even when present")
     parser.add_argument("--cell-timeout", type=float, default=None, help="serial side (default: the rubric's)")
+    parser.add_argument("--rubric", default="assignment3", help="the rubric pack the samples belong to")
     parser.add_argument("--only", default="", help="only notebooks whose name contains this (quick checks)")
     parser.add_argument("--out", type=Path, help="work folder (default: a temporary one, removed afterwards)")
     parser.add_argument("--grader-tree", type=Path, action="append", default=[],
@@ -324,7 +333,7 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     notebooks = stage([p for p in honest_notebooks(None if args.no_real else args.real) if args.only in p.name], root / "src")
     accounts = {"serial": CpuAccount("serial")}
-    baseline = Baseline(root, args.cell_timeout, accounts["serial"])
+    baseline = Baseline(root, args.rubric, args.cell_timeout, accounts["serial"])
     workers = args.workers or default_workers()
     cores = available_cpus()
     trees = {f"grader ({t.resolve()})": t.resolve() for t in args.grader_tree or [REPO]}
@@ -354,7 +363,8 @@ def main() -> None:
             else:
                 out = root / f"out-{r}-{len(batch_runs[side])}-{list(trees).index(side)}"
                 shutil.rmtree(out, ignore_errors=True)
-                batch_runs[side].append(grader_batch(trees[side], root / "src", out, workers, args.grader_arg, accounts[side]))
+                batch_runs[side].append(grader_batch(trees[side], root / "src", out, workers,
+                                                      ["--rubric", args.rubric, *args.grader_arg], accounts[side]))
                 print(f"  grader batch: {batch_runs[side][-1].wall:.1f} s", flush=True)
 
     print(f"\nload average at the end: {loadavg()}")
@@ -377,7 +387,7 @@ def main() -> None:
               f"{b_cpu / (n * len(b_runs)):.1f} CPU s per notebook, so on {cores} cores no less than "
               f"{b_cpu / cores / s_all * len(serial_runs) / len(b_runs):.2f}x whatever the scheduling.")
     print("\n| notebook | serial s (per round) | " + " | ".join(f"{label} s (per round), status, points" for label in batch_runs)
-          + " |\n|---" * (2 + len(batch_runs)) + "|")
+          + " |\n|" + "---|" * (2 + len(batch_runs)))
     for i, path in enumerate(notebooks):
         sid = path.stem
         cells = [path.name, " / ".join(f"{runs[i].seconds:.1f}" for runs in serial_runs)]

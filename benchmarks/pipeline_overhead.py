@@ -33,7 +33,7 @@ def main() -> None:
     from grader.pipeline import GradeOptions, grade_submission
     from grader.rubric import load_rubric
 
-    rubric = load_rubric()
+    rubric = load_rubric("assignment3")
     grade_submission(args.notebook, Path(tempfile.mkdtemp()), GradeOptions(), rubric=rubric)  # warm-up: caches
     rows: dict[str, list[float]] = {}
     for _ in range(args.runs):

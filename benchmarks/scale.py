@@ -97,12 +97,13 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="+", default=[50, 200, 500])
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cluster", default=None, help="pass --cluster to grader batch (e.g. local)")
+    ap.add_argument("--rubric", default="assignment3", help="the rubric that grades the generated notebooks")
     ap.add_argument("--keep", type=Path, default=None, help="keep the notebooks and outputs in this folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="grader-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    extra = ["--cluster", args.cluster] if args.cluster else []
+    extra = ["--rubric", args.rubric] + (["--cluster", args.cluster] if args.cluster else [])
     rows = []
     try:
         for n in args.sizes:

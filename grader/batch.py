@@ -38,10 +38,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from grader.gradebook import Entry, Gradebook, SubmissionRecord, apply_manual, manual_scored, subtask_order
+from grader.gradebook import Entry, Gradebook, SubmissionRecord, subtask_order
 from grader.moodle import Submission, read_team
 from grader.results import GradeResult, Note, result_from_json, write_result, write_text_atomic
 from grader.safe import csv_row, install_safe_logging, terminal_safe
+from grader.score import apply_manual, manual_scored
 
 if TYPE_CHECKING:
     from grader.cluster.run import ClusterBatch
@@ -258,7 +259,11 @@ def _serve(conn: multiprocessing.connection.Connection, grade_fn: GradeFn) -> No
             return
         if job is None:
             return
-        sub, out_dir = job
+        sub, out_dir, more = job
+        if more is not None:
+            from grader import warm
+
+            warm.expect_more(more)  # no kernel is booted ahead for a next submission that will not come
         t0 = time.monotonic()
         try:
             assert sub.notebook is not None
@@ -458,7 +463,7 @@ def _grade_all(
                     sub = pending.popleft()
                     w.job, w.out_dir, w.started = sub, out_dir / sub.id, time.monotonic()
                     w.out_dir.mkdir(parents=True, exist_ok=True)
-                    w.conn.send((sub, w.out_dir))
+                    w.conn.send((sub, w.out_dir, bool(pending) if options.warm_kernels else None))
                     progress.started(sub.id)
             busy = [w for w in pool.workers if w.job is not None]
             waitables: list[Any] = [w.conn for w in busy if not w.conn.closed] + [w.process.sentinel for w in busy]

@@ -11,8 +11,9 @@ Errors do not stop the notebook. A cell that kills the kernel is recorded, the k
 again and the notebook replayed without that cell, so later subtasks can still be graded. The
 whole run has a deadline; output beyond a size cap is dropped and named.
 
-Inside the kernel, before the first cell, ``grader.kernel_compat`` maps course-era APIs onto
-current ones and caps training steps (see that module).
+Inside the kernel, before the first cell, ``ExecConfig.preamble`` loads the grader's kernel runtime
+and the rubric pack's shims (``grader.kernel_runtime``; Assignment 3's map course-era APIs onto
+current ones, stand in for the GPU and the Hub, and cap training steps).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ from nbformat import NotebookNode
 
 from grader.artifacts import resolve_tensors
 from grader.kernel import GradingKernel, KernelSetupError, kernel_env, run_hidden
+from grader.kernel_runtime import DRIFT_PROBE
+from grader.kernel_runtime import preamble as runtime_preamble
 from grader.probe import ProbeCall, ProbeOutcome, ProbeRequest, build_cell, new_token, read_results
 from grader.results import CellOutcome, KernelStatus
 from grader.untrusted import Refused
@@ -43,12 +46,6 @@ ProbePlan = Mapping[str, ProbeRequest]
 
 MAX_RESTARTS = 2
 
-PREAMBLE = (
-    "import grader.kernel_compat as __grader_compat\n"
-    "__grader_compat.install()\n"
-    "del __grader_compat\n"
-)
-DRIFT_PROBE = "print(__import__('json').dumps(dict(getattr(__import__('sys').modules.get('grader.kernel_compat'), 'DRIFT', {}))))\n"
 
 
 @dataclass(frozen=True)
@@ -66,6 +63,9 @@ class ExecConfig:
     # imported in the kernel after the preamble, before the first cell: what every notebook imports
     # first, so that a kernel warmed ahead (grader.warm) has it done off the critical path
     imports: tuple[str, ...] = ()
+    # run in the kernel before anything else: the kernel runtime and the pack's shims
+    # (``Rubric.kernel_preamble``); the default loads the runtime alone
+    preamble: str = field(default_factory=lambda: runtime_preamble(()))
 
 
 @dataclass(frozen=True)
@@ -225,7 +225,7 @@ async def execute_notebook(
         faulted_at: int | None = None
         try:
             if k.kc is None:
-                await k.boot(PREAMBLE)  # read here, at run time (a test replaces it)
+                await k.boot(config.preamble)
             for step, secs in k.seconds.items():
                 timings[step] = timings.get(step, 0.0) + secs
             client.kc = k.kc

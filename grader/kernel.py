@@ -1,8 +1,8 @@
 """One grading kernel's life outside the notebook: launch, boot, hidden code, stop.
 
 A kernel is booted before any cell of a notebook runs: started (sandboxed when the config says so),
-the grader's preamble run in it (``grader.kernel_compat``: shims and the training cap), then the
-modules every notebook of the course imports first (``ExecConfig.imports``: torch, transformers ...).
+the grader's preamble run in it (``ExecConfig.preamble``: the kernel runtime and the pack's shims),
+then the modules the pack says every notebook imports first (``ExecConfig.imports``).
 Booting is the same whether it happens on the critical path (``grader.execute`` starts its own
 kernel) or ahead of time (``grader.warm``): kernels are alike in both cases, so grades are too.
 

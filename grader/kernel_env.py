@@ -7,7 +7,7 @@ notebooks may run in, and ``grader env build`` makes each one a virtual environm
 kernels. The grader's own process always stays on current libraries.
 
 An environment with no packages is the grader's own interpreter (``current``: today's libraries,
-with the compatibility shims of ``grader.kernel_compat``). Any other is a venv under
+with whatever shims the pack declares, ``grader.kernel_runtime``). Any other is a venv under
 ``$GRADER_ENVS`` (default ``<repo>/.kenv``), named by a digest of what it holds, so a changed
 package list is a new folder and two packs that declare the same set share one. torch is pinned to
 the grader's own build, installed first: an unpinned torch can pull a multi-GB CUDA wheel.

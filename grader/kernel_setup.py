@@ -33,12 +33,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("grader")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Imported in every kernel after the preamble, before the first cell: what every notebook of a
-# transformers course (and the probes) import first, and most of a kernel's start-up cost (torch
-# about 1 s, transformers' model and Trainer code about 2 s). A module the kernel environment lacks
-# is skipped.
-WARM_IMPORTS = ("numpy", "torch", "transformers", "transformers.modeling_utils", "transformers.trainer",
-                "datasets", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -125,7 +119,8 @@ def kernel_setup(rubric: Rubric, options: GradeOptions) -> KernelSetup:
         max_output_bytes=int(limits.max_output_mib * 2**20),
         sandbox=policy,
         python=python,
-        imports=WARM_IMPORTS,
+        imports=rubric.kernel.imports,
+        preamble=rubric.kernel_preamble,
     )
     return KernelSetup(store=root, work_root=work_root, platform=rubric.kernel.platform,
                        store_models=",".join(store_models(root)), env_overrides=dict(options.env_overrides),

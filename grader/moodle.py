@@ -30,11 +30,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from grader.notebook import MAX_CELLS, MAX_JSON_DEPTH, MAX_NOTEBOOK_BYTES
+from grader.notebook import MAX_NOTEBOOK_BYTES
 from grader.results import write_text_atomic
 from grader.safe import csv_row, safe_id, unique_ids
 from grader.team import team_from_text
-from grader.untrusted import load_json
 
 # A path component that Moodle made: name, participant id, plugin subtype and type, and (flat
 # layout) the submitted file's own name after the last underscore.
@@ -482,21 +481,14 @@ def read_team(notebook: Path) -> tuple[str, ...]:
     of code cells. Never raises: an unreadable notebook has no team, and so has one the grader
     refuses to read (over the size, nesting or cell limits of ``grader.notebook``; a FIFO).
     """
-    try:
-        data = load_json(notebook, max_bytes=MAX_NOTEBOOK_BYTES, max_depth=MAX_JSON_DEPTH, what="the notebook")
-    except (OSError, ValueError, RecursionError, MemoryError):
-        return ()
-    cells = data.get("cells", []) if isinstance(data, dict) else []
+    from grader.notebook import raw_cells  # the one reader of notebook JSON outside grading
+
     markdown: list[str] = []
     comments: list[str] = []
-    for cell in cells[:MAX_CELLS] if isinstance(cells, list) else []:
-        if not isinstance(cell, dict):
-            continue
-        src = cell.get("source", "")
-        text = "".join(x for x in src if isinstance(x, str)) if isinstance(src, list) else str(src)
-        if cell.get("cell_type") == "markdown":
+    for _index, kind, text in raw_cells(notebook) or []:
+        if kind == "markdown":
             markdown.append(text)
-        elif cell.get("cell_type") == "code":
+        elif kind == "code":
             comments.append("\n".join(line.lstrip("# ") for line in text.splitlines() if line.lstrip().startswith("#")))
     for text in (*markdown, *comments):
         names = team_from_text(text)

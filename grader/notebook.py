@@ -61,6 +61,35 @@ class Outline:
     team: tuple[str, ...] = ()
 
 
+def raw_cells(path: Path, max_chars: int | None = None) -> list[tuple[int, str, str]] | None:
+    """(index, cell type, source) of a notebook file, read as grading reads it (a regular file under
+    the size, nesting and cell limits), without repairs; ``None`` if it is refused or unreadable.
+
+    The one reader of notebook JSON for the course workflow (team names for Moodle, fingerprints for
+    similarity); grading itself uses ``load_notebook``. ``max_chars`` bounds the source kept in all."""
+    from grader.untrusted import load_json
+
+    try:
+        data = load_json(path, max_bytes=MAX_NOTEBOOK_BYTES, max_depth=MAX_JSON_DEPTH, what="the notebook")
+    except (OSError, ValueError, RecursionError, MemoryError):
+        return None
+    cells = data.get("cells", []) if isinstance(data, dict) else []
+    if not isinstance(cells, list) or len(cells) > MAX_CELLS:
+        return None
+    out = []
+    budget = max_chars if max_chars is not None else -1
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict) or budget == 0:
+            continue
+        src = cell.get("source", "")
+        text = "".join(x for x in src if isinstance(x, str)) if isinstance(src, list) else str(src)
+        if budget > 0:
+            text = text[:budget]
+            budget -= len(text)
+        out.append((i, str(cell.get("cell_type", "")), text))
+    return out
+
+
 def load_notebook(path: Path) -> LoadedNotebook | BadInput:
     """Read ``path`` into a valid nbformat-4 notebook, repairing what can be repaired.
 

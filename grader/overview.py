@@ -17,9 +17,10 @@ from urllib.parse import quote
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from grader.batch import status_word
-from grader.gradebook import Entry, Gradebook, manual_scored, subtask_order
+from grader.gradebook import Entry, Gradebook, subtask_order
 from grader.results import write_text_atomic
 from grader.safe import safe_id
+from grader.score import manual_scored
 
 TEMPLATES = Path(__file__).parent / "templates"
 

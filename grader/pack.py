@@ -16,8 +16,8 @@ checks (grader side)   ``checks.py``: ``@check("<id>")`` functions (``grader.che
 inputs, references     ``checks.py``: ``make_inputs`` and ``reference`` (``ChecksModule``)
 manual items           ``rubric.yaml`` (prompt, bullets, ``suggest``) + ``checks.py``:
                        ``manual_hints``, ``suggest``, ``reference_answer`` (``ManualHelpers``)
-kernel environment     ``rubric.yaml`` ``kernel:`` (envs, platform); the shims are still
-                       ``grader.kernel_compat`` (issue 10, item 2 moves them into packs)
+kernel environment     ``rubric.yaml`` ``kernel:`` (envs, platform, ``imports``) and the pack's
+                       ``shims`` (``.py`` files of patches, ``grader.kernel_runtime``)
 store                  ``rubric.yaml`` ``store_builder`` / ``store_fetcher`` ("module:function")
 notebook conventions   optional ``conventions.py``: ``outline(nb) -> grader.notebook.Outline``
                        (``Conventions``); without it, cells are attributed by ``# [subtask]`` marks

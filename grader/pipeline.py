@@ -11,7 +11,9 @@ full marks, with the traceback in ``grader.log`` for the instructor.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
+import sys
 import time
 import traceback
 from collections.abc import Mapping
@@ -19,14 +21,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader import checks as checks_api
+from grader.compare import compare, manual_items
 from grader.execute import Execution
 from grader.execute import run as run_execution
 from grader.longtext import clip_long_texts
 from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize
 from grader.probe import ProbeRequest
 from grader.render import render_reports
-from grader.results import CheckResult, GradeResult, ManualItem, Note, write_result
+from grader.results import GradeResult, Note, write_result
 from grader.rubric import Rubric, load_rubric
 from grader.score import score
 
@@ -121,9 +123,9 @@ def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric,
     from grader.store import activate
 
     activate()  # the pack reads the store here too (fresh inputs, expected values); idempotent
+    _quiet_libraries()
     pack = rubric.checks_module
     public_only = options.public_only
-    specs = [c for c in rubric.checks if not (public_only and c.hidden)]
     plan_names = rubric.probe_plan(public_only)
     cells: dict[str, list[str]] = {}
     for cell, section in zip(nb.cells, shape.sections, strict=True):
@@ -139,17 +141,12 @@ def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric,
     timings.update({f"execute_{k}": v for k, v in execution.seconds.items()})
 
     t1 = time.perf_counter()
-    reference = pack.reference(rubric, inputs)
-    ctx = checks_api.CheckContext(probes=execution.probes, reference=reference, inputs=inputs,
-                                  source={k: tuple(v) for k, v in cells.items()}, saved=saved)
-    fns = checks_api.collect(pack)
-    results: list[CheckResult] = [_late_note(checks_api.run_check(spec, fns.get(spec.id), ctx), spec, execution)
-                                  for spec in specs]
+    results = list(compare(rubric, execution.probes, inputs, {k: tuple(v) for k, v in cells.items()}, saved, public_only))
     if execution.kernel_status in ("timeout", "deadline") and not any(o.calls for o in execution.probes.values()):
         results = [replace(r, status="timeout") if r.status == "failed" and r.points == 0 else r for r in results]
+    manual = manual_items(rubric, shape.answers)
     timings["compare"] = round(time.perf_counter() - t1, 4)
 
-    manual = tuple(_manual_item(pack, m, shape.answers, execution) for m in rubric.manual)
     sc = score(rubric, results, manual, public_only)
     notes = _notes(loaded, neutral_notes, execution)
     return GradeResult(
@@ -175,6 +172,18 @@ def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric,
     )
 
 
+def _quiet_libraries() -> None:
+    """The libraries the pack uses in the grader's process say what they load ("Using the latest
+    cached version of the dataset ..."): noise in an instructor's terminal, so errors only."""
+    for var in ("DATASETS_VERBOSITY", "TRANSFORMERS_VERBOSITY", "HF_HUB_VERBOSITY"):
+        os.environ.setdefault(var, "error")
+    for name in ("datasets", "transformers"):
+        module = sys.modules.get(name)
+        logging_api = getattr(module, "logging", None) if module is not None else None
+        if logging_api is not None and hasattr(logging_api, "set_verbosity_error"):
+            logging_api.set_verbosity_error()
+
+
 def submission_seed(rubric: Rubric, content_sha256: str) -> int:
     """The seed of a submission's fresh probe inputs: its content, the rubric's hidden seed and this
     installation's secret (``grader.secret``), so that neither a student nor another course's
@@ -185,15 +194,6 @@ def submission_seed(rubric: Rubric, content_sha256: str) -> int:
 
     text = f"{rubric.hidden_seed}:{grader_secret()}:{content_sha256}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big")
-
-
-def _late_note(result: CheckResult, spec: Any, execution: Execution) -> CheckResult:
-    outcome = execution.probes.get(spec.subtask)
-    late = [n for n in spec.probes if outcome is not None and n in outcome.calls and outcome.calls[n].late]
-    if not late:
-        return result
-    note = "checked after the notebook's last cell: at the end of its subtask the object did not exist yet"
-    return replace(result, message=f"{result.message}; {note}" if result.message else note)
 
 
 def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, options: GradeOptions,
@@ -218,33 +218,6 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
             warmer.remove_later(workdir)
         else:
             shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _manual_item(pack: Any, spec: Any, answers: dict[str, tuple[str, ...]], execution: Execution) -> ManualItem:
-    cells = answers.get(spec.answer_from or spec.subtask, ())
-    text = "\n\n".join(cells)
-    if getattr(spec, "part", ""):
-        from grader.answers import split_parts
-
-        # the part this item scores: the numbered part of the answer, else the answer cell of that
-        # number when there is one per part, else the whole answer
-        numbered = split_parts(text).get(spec.part)
-        nth = int(spec.part) if spec.part.isdigit() else 0
-        text = numbered or (cells[nth - 1] if 1 < len(cells) and 0 < nth <= len(cells) else text)
-    hints: tuple[str, ...] = ()
-    reference = ""
-    if hasattr(pack, "manual_hints"):
-        hints = tuple(pack.manual_hints(spec.id, text))
-    if hasattr(pack, "reference_answer") and spec.reference:
-        reference = pack.reference_answer(spec.reference)
-    suggested: float | None = None
-    why = ""
-    if getattr(spec, "suggest", False) and hasattr(pack, "suggest"):
-        found = pack.suggest(spec.id, text)
-        if found is not None:  # a fraction of the item's points, and why; a TA confirms it
-            suggested, why = round(spec.points * max(0.0, min(1.0, float(found[0]))), 4), str(found[1])
-    return ManualItem(id=spec.id, subtask=spec.subtask, max_points=spec.points, prompt=spec.prompt, answer=text, hints=hints,
-                      reference=reference, suggested=suggested, suggestion=why)
 
 
 def _notes(loaded: LoadedNotebook, neutral: tuple[str, ...], execution: Execution) -> tuple[Note, ...]:

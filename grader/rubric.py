@@ -78,13 +78,17 @@ class ManualSpec:
 
 @dataclass(frozen=True)
 class KernelSettings:
-    """Where the pack's notebooks run: the environments it declares (``grader env build``) and the
+    """Where the pack's notebooks run: the environments it declares (``grader env build``), the
     platform they were written for (``colab``: Colab's paths, ``google.colab`` and shell habits are
-    emulated and named in the report)."""
+    emulated and named in the report), the pack's shims (files of the pack, sent into every kernel
+    before the first cell: ``grader.kernel_runtime``) and the modules imported before the first cell
+    (what every notebook imports first; a kernel warmed ahead has them done off the critical path)."""
 
     envs: tuple[EnvSpec, ...] = (EnvSpec("current", "the grader's own libraries"),)
     default_env: str = "current"
     platform: str = ""
+    shims: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
 
     def env(self, name: str | None = None) -> EnvSpec:
         wanted = name or self.default_env
@@ -150,6 +154,15 @@ class Rubric:
         if subtask not in sections:
             return self.probes_source
         return sections[""] + "\n" + sections[subtask]
+
+    @cached_property
+    def kernel_preamble(self) -> str:
+        """The code run in every kernel before the first cell: the grader's kernel runtime, then the
+        pack's shims, sent as source (the pack's folder is hidden from the kernel). Standard library
+        only until a shim's patches fire on a library's import."""
+        from grader.kernel_runtime import preamble
+
+        return preamble([(Path(shim).stem, (self.folder / shim).read_text(encoding="utf-8")) for shim in self.kernel.shims])
 
     @cached_property
     def checks_module(self) -> ModuleType:
@@ -312,6 +325,15 @@ def _kernel_settings(data: Any, path: Path) -> KernelSettings:
         raise RubricError(f"{where}: default_env '{settings.default_env}' is not one of {names}")
     if settings.platform not in ("", "colab"):
         raise RubricError(f"{where}: platform '{settings.platform}' is not known (known: colab)")
+    for shim in settings.shims:
+        file = path.parent / shim
+        if Path(shim).is_absolute() or ".." in Path(shim).parts or file.suffix != ".py":
+            raise RubricError(f"{where}.shims: '{shim}' must be a .py file inside the pack")
+        if not file.is_file():
+            raise RubricError(f"{where}.shims: '{shim}' does not exist ({file})")
+    for module in settings.imports:
+        if not all(part.isidentifier() for part in module.split(".")):
+            raise RubricError(f"{where}.imports: '{module}' is not a module name")
     return settings
 
 

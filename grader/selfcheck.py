@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.checks import CheckContext, collect, run_check
+from grader.compare import compare
 from grader.kernel_probe import save_tensors, to_data
 from grader.probe import ProbeCall, ProbeOutcome, from_data
 from grader.results import CheckResult
@@ -83,6 +83,25 @@ def _history() -> tuple[str, ...]:
     return ()
 
 
+def _pack_for(subtask: str | None) -> str | None:
+    """The pack a student means when they name no rubric: ``$GRADER_RUBRIC``, the only pack
+    installed, or the only installed pack that has ``subtask`` (None: let ``load_rubric`` explain)."""
+    import os
+
+    from grader.rubric import ENV_VAR, RubricError, installed_packs, load_rubric
+
+    if os.environ.get(ENV_VAR) or subtask is None:
+        return None
+    having = []
+    for name in installed_packs():
+        try:
+            if subtask in load_rubric(name).subtask_ids:
+                having.append(name)
+        except RubricError:
+            continue
+    return having[0] if len(having) == 1 else None
+
+
 def selfcheck(subtask: str | None = None, rubric: str | Path | None = None, namespace: dict[str, Any] | None = None) -> SelfCheck:
     """Run the public checks of ``subtask`` (or all) on the objects defined in this kernel."""
     import secrets
@@ -90,11 +109,10 @@ def selfcheck(subtask: str | None = None, rubric: str | Path | None = None, name
     from grader.artifacts import read_all_saved
     from grader.rubric import load_rubric
 
-    rb = load_rubric(rubric)
+    rb = load_rubric(rubric if rubric is not None else _pack_for(subtask))
     if subtask is not None and subtask not in rb.subtask_ids:
         raise ValueError(f"unknown subtask {subtask!r}; known: {', '.join(rb.subtask_ids)}")
     ns = namespace if namespace is not None else _user_namespace()
-    specs = [c for c in rb.checks if not c.hidden and (subtask is None or c.subtask == subtask)]
     plan = {s: names for s, names in rb.probe_plan(public_only=True).items() if subtask is None or s == subtask}
     history = _history()
     source = {s: history for s in rb.subtask_ids}
@@ -113,10 +131,8 @@ def selfcheck(subtask: str | None = None, rubric: str | Path | None = None, name
             except Exception as exc:  # noqa: BLE001 - the student's code may raise anything
                 calls[name] = ProbeCall(name, ok=False, error=f"{type(exc).__name__}: {exc}")
         outcomes[sub] = ProbeOutcome(calls)
-    ctx = CheckContext(probes=outcomes, reference=pack.reference(rb, inputs), inputs=inputs, source=source,
-                       saved=read_all_saved(Path.cwd(), rb.saved_files))
-    fns = collect(pack)
-    results = tuple(run_check(spec, fns.get(spec.id), ctx) for spec in specs)
+    results = tuple(r for r in compare(rb, outcomes, inputs, source, read_all_saved(Path.cwd(), rb.saved_files), public_only=True)
+                    if subtask is None or r.subtask == subtask)
     # returned, not displayed: as a cell's last expression Jupyter shows it (HTML), once
     return SelfCheck(subtask, tuple(r for r in results if not r.hidden))
 

@@ -109,26 +109,9 @@ def read_cells(path: Path) -> list[tuple[int, str, str]]:
     cell limits), and never more than ``MAX_CHARS`` of source in all: the fingerprints of a notebook
     cost about 35 times its text, so a 50 MB answer must not reach them whole.
     """
-    from grader.notebook import MAX_CELLS, MAX_JSON_DEPTH, MAX_NOTEBOOK_BYTES
-    from grader.untrusted import load_json
+    from grader.notebook import raw_cells
 
-    try:
-        data = load_json(path, max_bytes=MAX_NOTEBOOK_BYTES, max_depth=MAX_JSON_DEPTH, what="the notebook")
-    except (OSError, ValueError, RecursionError, MemoryError):
-        return []
-    cells = data.get("cells", []) if isinstance(data, dict) else []
-    if not isinstance(cells, list) or len(cells) > MAX_CELLS:
-        return []
-    out = []
-    budget = MAX_CHARS
-    for i, cell in enumerate(cells):
-        if isinstance(cell, dict) and budget > 0:
-            src = cell.get("source", "")
-            text = "".join(x for x in src if isinstance(x, str)) if isinstance(src, list) else str(src)
-            text = text[:budget]
-            budget -= len(text)
-            out.append((i, str(cell.get("cell_type", "")), text))
-    return out
+    return raw_cells(path, max_chars=MAX_CHARS) or []
 
 
 def defined_names(sources: list[str]) -> set[str]:

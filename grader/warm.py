@@ -1,7 +1,7 @@
 """Kernels warmed ahead: while one submission runs, the kernel for the next one boots.
 
 Starting a kernel (the sandbox, ipykernel, the grader's preamble) and the imports every notebook
-begins with (``grader.kernel_setup.WARM_IMPORTS``: torch, transformers) take seconds, the same for
+begins with (the pack's ``kernel.imports``: torch, transformers) take seconds, the same for
 every submission, and so does cleaning up after it. A pool worker (``grader.batch``) grades one
 submission after another with the same setup, so it boots the next submission's kernel in the
 background while the current one runs, and a finished kernel is killed at once and cleaned up in
@@ -53,12 +53,13 @@ class KernelWarmer:
         self._thread.start()
         self._next: tuple[KernelSetup, concurrent.futures.Future[GradingKernel]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()  # boots and clean-ups (touched on the loop only)
+        self.ahead = True  # boot a kernel for a next submission (False: the pool has none left to give)
         self.booted = 0  # kernels booted ahead, handed out or not (tests)
 
     def take(self, setup: KernelSetup) -> GradingKernel | None:
         """The kernel booted for ``setup`` (waiting for it to be ready), or None: none was booting (the
         worker's first submission), it was booted for another setup, or it failed or died. Either way
-        the kernel for the next submission starts booting now."""
+        the kernel for the next submission starts booting now, unless none is expected (``ahead``)."""
         t0 = time.monotonic()
         kernel = None
         if self._next is not None:
@@ -68,7 +69,8 @@ class KernelWarmer:
                 kernel = self._ready(future)
             else:
                 self._drop(future)
-        self._next = (setup, asyncio.run_coroutine_threadsafe(self._tracked(self._boot(setup)), self._loop))
+        if self.ahead:
+            self._next = (setup, asyncio.run_coroutine_threadsafe(self._tracked(self._boot(setup)), self._loop))
         if kernel is not None:
             kernel.seconds["kernel_wait"] = time.monotonic() - t0
         return kernel
@@ -128,8 +130,6 @@ class KernelWarmer:
             await asyncio.wait(set(self._tasks))
 
     async def _boot(self, setup: KernelSetup) -> GradingKernel:
-        from grader import execute
-
         workdir = setup.new_workdir()  # a few folders and links: not worth a thread (nor a leak on cancel)
         try:
             kernel = GradingKernel(setup.config_for(workdir), workdir)
@@ -137,7 +137,7 @@ class KernelWarmer:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
         try:
-            await kernel.boot(execute.PREAMBLE)
+            await kernel.boot(setup.config.preamble)
         except BaseException:
             await _discard(kernel)
             raise
@@ -169,6 +169,7 @@ async def _logged(coro: Coroutine[Any, Any, Any]) -> None:
 # --- the worker process's warmer ------------------------------------------------------------------
 
 _enabled = False
+_ahead = True
 _warmer: KernelWarmer | None = None
 
 
@@ -183,7 +184,17 @@ def current() -> KernelWarmer | None:
     global _warmer
     if _enabled and _warmer is None:
         _warmer = KernelWarmer()
+        _warmer.ahead = _ahead
     return _warmer if _enabled else None
+
+
+def expect_more(more: bool) -> None:
+    """Whether the pool has submissions left for this worker after the one it hands over now: when
+    it has none, booting a kernel ahead would only burn CPU the other workers' notebooks need."""
+    global _ahead
+    _ahead = more
+    if _warmer is not None:
+        _warmer.ahead = more
 
 
 def shutdown() -> None:

@@ -2,7 +2,9 @@
 ``submissions/broken__<case>.<ext>``.
 
 Hostile samples are the solution notebook (``full-marks__solution.ipynb``) with ONE extra code cell
-inserted right after the first code cell of Subtask 2.4 (``t2-4-load-models``). Everything before
+inserted right after the first code cell of Subtask 2.4 (``t2-4-load-models``); the cheat goes right
+after ``compute_metrics`` (2.2), so that its constant ``compute_metrics`` is the one 2.2's probes
+find (they run at the end of 2.2, before any later cell could swap it). Everything before
 and after it is the honest solution, so a grader that contains the cell still grades every other
 subtask in full. Each hostile cell names its case in its first line; none has outputs.
 
@@ -32,6 +34,7 @@ SOLUTION = "full-marks__solution.ipynb"
 
 HOSTILE_SUBTASK = "2.4"
 INSERT_AFTER_ID = "t2-4-load-models"  # the first code cell of Subtask 2.4
+INSERT_AFTER = {"cheat": "t2-2-compute-metrics"}  # cases that must act inside an earlier subtask
 NETWORK_DEFAULT_PORT = 47613
 
 # --- the hostile cells -------------------------------------------------------------------------
@@ -380,7 +383,8 @@ def forge_notebook(solution: dict[str, Any]) -> dict[str, Any]:
 def hostile_notebook(case: str, solution: dict[str, Any]) -> dict[str, Any]:
     nb = copy.deepcopy(solution)
     cells = nb["cells"]
-    at = next(i for i, c in enumerate(cells) if c.get("id") == INSERT_AFTER_ID)
+    after = INSERT_AFTER.get(case, INSERT_AFTER_ID)
+    at = next(i for i, c in enumerate(cells) if c.get("id") == after)
     cells.insert(at + 1, {
         "cell_type": "code",
         "execution_count": None,

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pools import grading_pool
 
 REPO = Path(__file__).resolve().parent.parent
 WORKLOAD = Path(os.environ.get("ANCHOR_WORKLOAD", REPO.parent / "shared" / "anchor-workload"))
@@ -50,7 +50,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory, built_store: Path, expected
     out = tmp_path_factory.mktemp("anchor")
     notebooks = {name: WORKLOAD / "submissions" / f"{name}.ipynb" for name in expected["expected"]}
     workers = max(1, min(2, os.cpu_count() or 1))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with grading_pool(workers) as pool:
         started = time.perf_counter()
         futures = {name: pool.submit(_grade, str(nb), str(out / name)) for name, nb in notebooks.items()}
         results = {name: f.result() for name, f in futures.items()}

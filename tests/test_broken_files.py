@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import nbformat
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pools import grading_pool
 
 from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize
 from grader.pack import outline_for
@@ -215,7 +215,7 @@ def _grade(path: str, out: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def graded_repaired(tmp_path_factory: pytest.TempPathFactory, built_store: Path) -> dict[str, dict[str, Any]]:
     out = tmp_path_factory.mktemp("broken")
-    with ProcessPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
+    with grading_pool(max(1, min(2, os.cpu_count() or 1))) as pool:
         futures = {n: pool.submit(_grade, str(SAMPLES / n), str(out / n)) for n in REPAIRED}
         return {n: f.result() for n, f in futures.items()}
 

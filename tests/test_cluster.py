@@ -133,7 +133,7 @@ def test_submission_that_kills_every_worker_ends_as_an_error(tmp_path: Path) -> 
     by_id = {o.submission.id: o.result for o in summary.outcomes}
     assert by_id["crash"].status == "error" and by_id["crash"].error_kind == "grader"
     assert by_id["crash"].kernel_status == "died" and "died on every worker" in by_id["crash"].error
-    assert all(by_id[f"ok{i}"].auto_points == 4.0 for i in range(3))
+    assert all(by_id[f"ok{i}"].auto_points == 4.0 for i in range(3)), {k: (r.status, r.error[-80:]) for k, r in by_id.items()}
 
 
 def test_gpu_submissions_only_reach_gpu_workers(tmp_path: Path) -> None:

@@ -58,7 +58,7 @@ def test_google_colab_imports_and_does_nothing(tmp_path: Path) -> None:
     """The stand-in package, in a fresh interpreter with the kernel's import path: every call works,
     prints what Colab prints, and records a note for the report's Colab group."""
     code = (
-        "import grader.kernel_compat as kc\n"
+        "import grader.kernel_runtime as kc\n"
         "from google.colab import drive, files, userdata\n"
         "import google.protobuf\n"  # the real google namespace package is still there
         "drive.mount('/content/drive')\n"

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pools import grading_pool
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "submissions"
@@ -38,7 +38,7 @@ def _grade(path: str, out: str) -> dict[str, Any]:
 def graded(tmp_path_factory: pytest.TempPathFactory, built_store: Path) -> dict[str, dict[str, Any]]:
     out = tmp_path_factory.mktemp("golden")
     workers = max(1, min(2, os.cpu_count() or 1))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with grading_pool(workers) as pool:
         futures = {nb.stem: pool.submit(_grade, str(nb), str(out / nb.stem)) for nb in NOTEBOOKS}
         results = {name: f.result() for name, f in futures.items()}
     for name in results:

@@ -12,15 +12,13 @@ from grader.gradebook import (
     Gradebook,
     ManualScore,
     SubmissionRecord,
-    apply_manual,
     find_gradebook,
-    manual_scored,
     rescore,
-    rescore_result,
     run_is_complete,
     subtask_order,
 )
 from grader.results import CheckResult, GradeResult, ManualItem, SubtaskScore, result_from_json, write_result
+from grader.score import apply_manual, manual_scored, rescore_result
 
 
 def graded(sid: str = "s1", *, passed: bool = True) -> GradeResult:

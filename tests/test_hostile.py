@@ -21,12 +21,12 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pools import grading_pool
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "submissions"
@@ -124,7 +124,7 @@ def grade_hostile(path: str, out: str, work_root: str, marker: str, hide: tuple[
     from grader.pipeline import GradeOptions, grade_submission
     from grader.rubric import load_rubric
 
-    rubric = load_rubric(None)
+    rubric = load_rubric("assignment3")
     rubric = replace(rubric, limits=replace(rubric.limits, probe_timeout=PROBE_TIMEOUT))
     options = GradeOptions(
         cell_timeout=CELL_TIMEOUT, deadline=DEADLINE, memory_gib=MEMORY_GIB, torch_threads=1,
@@ -227,7 +227,7 @@ def grade_all(world: World, out: Path, cases: list[str], workers: int = 2) -> Gr
     markers = {case: f"hostile-marker-{case}-{secrets.token_hex(6)}" for case in cases}
     before = scan_processes(tuple(markers.values()), uids=())
     ordered = [c for c in ORDER if c in cases] + [c for c in cases if c not in ORDER]
-    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(world.secret,)) as pool:
+    with grading_pool(workers, initializer=_worker_init, initargs=(world.secret,)) as pool:
         futures = {
             case: pool.submit(grade_hostile, str(SAMPLES / f"hostile__{case}.ipynb"), str(out / case / "out"),
                               str(out / case / "work"), markers[case], (str(world.hidden_dir),), world.port)
@@ -297,7 +297,7 @@ def snooped(run: dict[str, Any]) -> str:
 
 def secret_lines_of_checks() -> list[str]:
     """Distinctive lines of the hidden checks: any of them in the snoop's file means it was read."""
-    text = (REPO / "rubrics" / "assignment3" / "checks.py").read_text(encoding="utf-8")
+    text = "\n".join(p.read_text(encoding="utf-8") for p in sorted((REPO / "rubrics" / "assignment3").glob("checks*.py")))
     return [line.strip() for line in text.splitlines() if line.strip().startswith(("def ", "@check(")) and len(line.strip()) > 24]
 
 

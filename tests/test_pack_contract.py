@@ -309,3 +309,46 @@ def test_checks_py_is_required_once_there_are_checks(tmp_path: Path) -> None:
     manual_only = ("schema_version: 1\nassignment: {name}\ntitle: T\ntotal_points: 1\nsubtasks: [{{id: a, title: A, points: 1}}]\n"
                    "manual: [{{id: a.why, subtask: a, points: 1, prompt: 'Why?', bullets: ['1 if right']}}]\n")
     load_rubric(make_pack(tmp_path, rubric=manual_only, probes=None, checks=None))  # grader review reads its bullets
+
+
+# --- the pack's kernel: shims and imports ------------------------------------------------------------
+
+KERNEL = """\
+kernel:
+  envs: [{{{{name: current, title: "today's libraries"}}}}]
+  shims: [{shim}]
+  imports: ["json"]
+"""
+
+
+def test_a_shim_that_is_not_in_the_pack(tmp_path: Path) -> None:
+    for shim, said in (("missing.py", "'missing.py' does not exist"), ("../x.py", "must be a .py file inside the pack"),
+                       ("shims.txt", "must be a .py file inside the pack")):
+        folder = make_pack(tmp_path, rubric=RUBRIC + KERNEL.format(shim=shim))
+        with pytest.raises(RubricError) as info:
+            load_rubric(folder)
+        assert f"{folder / 'rubric.yaml'}: kernel.shims: " in str(info.value) and said in str(info.value)
+
+
+def test_the_shims_reach_a_kernel_through_the_preamble(tmp_path: Path) -> None:
+    """The pack's shim patches a module when it is imported after the preamble, and its note is kept."""
+    shim = '''
+import grader.kernel_runtime as runtime
+
+def _patch(module):
+    module.GRADER_PATCHED = True
+    runtime.note("env:test", "patched json for the test")
+
+PATCHES = {"json.decoder": _patch}
+'''
+    folder = make_pack(tmp_path, rubric=RUBRIC + KERNEL.format(shim="shim.py"), extra={"shim.py": shim})
+    rubric = load_rubric(folder)
+    assert rubric.kernel.imports == ("json",)
+    code = rubric.kernel_preamble + (
+        "import sys\nassert 'shim' not in dir()\n"
+        "import json.decoder\nrt = sys.modules['grader.kernel_runtime']\n"
+        "print(json.decoder.GRADER_PATCHED, dict(rt.DRIFT))\n")
+    proc = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + code],
+                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "True {'env:test': 'patched json for the test'}"

@@ -10,11 +10,11 @@ because of the student (the README's "why, in short").
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pools import grading_pool
 
 REPO = Path(__file__).resolve().parent.parent
 REAL = REPO.parent / "shared" / "real"
@@ -68,7 +68,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory, built_store: Path) -> dict[
     assert not missing, f"kernel environments not built: {missing} (run `grader env build`)"
     out = tmp_path_factory.mktemp("real")
     jobs = [(name, env) for env in ENVS for name in NOTEBOOKS]
-    with ProcessPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
+    with grading_pool(max(1, min(2, os.cpu_count() or 1))) as pool:
         futures = {job: pool.submit(_grade, str(REAL / f"{job[0]}.ipynb"), str(out / job[1] / job[0]), job[1]) for job in jobs}
         return {job: f.result() for job, f in futures.items()}
 

@@ -18,7 +18,7 @@ from grader.results import CheckResult, GradeResult, ManualItem, result_from_jso
 from grader.rubric import RUBRICS_DIR, CheckSpec, RubricError, load_rubric
 from grader.score import score
 
-RUBRIC = load_rubric()
+RUBRIC = load_rubric("assignment3")
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -226,10 +226,10 @@ def test_a_bad_file_is_bad_input_named_in_the_result(tmp_path: Path) -> None:
 def test_a_kernel_without_the_graders_shims_is_a_grader_error_not_a_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If the set-up code cannot run in the kernel (say the grader package is not visible there),
     the notebook must not be graded without the shims and the training cap."""
-    import grader.execute as execute
     import grader.pipeline as pipeline
+    from grader.rubric import Rubric
 
-    monkeypatch.setattr(execute, "PREAMBLE", "import grader_package_that_is_not_there\n")
+    monkeypatch.setattr(Rubric, "kernel_preamble", property(lambda self: "import grader_package_that_is_not_there\n"))
     r = pipeline.grade_submission(REPO / "submissions" / "zero__blank-template.ipynb", tmp_path, pipeline.GradeOptions(sandbox=False))
     assert (r.status, r.error_kind) == ("error", "grader")
     assert "could not be set up in the kernel" in r.error and "grader_package_that_is_not_there" in r.error

@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ print(json.dumps({
     "files": sorted(os.listdir(".")),
     "warm_import": "decimal" in sys.modules,
     "capped": os.environ.get("GRADER_MAX_TRAIN_STEPS"),
-    "compat": "grader.kernel_compat" in sys.modules,
+    "compat": "grader.kernel_runtime" in sys.modules,
     "seen_before": os.path.exists("mark") or "LEAK" in ip.user_ns,
 }))
 print(json.dumps({"pid": os.getpid(), "uid": os.getuid()}))
@@ -58,14 +59,15 @@ def _sandbox_usable() -> bool:
 
 
 def light_setup(tmp_path: Path, sandbox: bool) -> KernelSetup:
-    """A setup with a cheap kernel (no store, a stdlib module as its 'warm import')."""
+    """A setup with a cheap kernel (an empty store, a stdlib module as its 'warm import')."""
+    (tmp_path / "empty-store" / "hf").mkdir(parents=True, exist_ok=True)
     policy = None
     if sandbox:
         from grader.sandbox import SandboxPolicy
 
         policy = SandboxPolicy(expose_paths=(REPO / "grader",))
     config = ExecConfig(cell_timeout=60, deadline=120, torch_threads=1, sandbox=policy, imports=("decimal",))
-    return KernelSetup(store=tmp_path / "no-store", work_root=tmp_path / "work", platform="", store_models="", config=config)
+    return KernelSetup(store=tmp_path / "empty-store", work_root=tmp_path / "work", platform="", store_models="", config=config)
 
 
 def run_state(setup: KernelSetup, kernel: GradingKernel | None, warmer: KernelWarmer | None) -> tuple[dict[str, Any], dict[str, int]]:
@@ -101,7 +103,7 @@ def test_every_submission_of_a_batch_has_the_same_setup_and_it_names_none(tmp_pa
     from grader.pipeline import GradeOptions
     from grader.rubric import load_rubric
 
-    rubric = load_rubric(None)
+    rubric = load_rubric("assignment3")
     source = tmp_path / "submissions"
     (source / "alice").mkdir(parents=True)
     (source / "bob").mkdir()
@@ -115,6 +117,17 @@ def test_every_submission_of_a_batch_has_the_same_setup_and_it_names_none(tmp_pa
     other = kernel_setup(rubric, base).hiding(outside)
     assert other != alice  # a folder not hidden yet: another setup, so no warmed kernel is handed out
     assert other.config.sandbox is not None and outside.resolve() in other.config.sandbox.hide_paths
+
+
+def test_no_kernel_is_booted_for_a_submission_that_will_not_come(tmp_path: Path) -> None:
+    warmer = KernelWarmer()
+    try:
+        warmer.ahead = False  # the pool said: no submission left for this worker
+        assert warmer.take(light_setup(tmp_path, sandbox=False)) is None
+        time.sleep(1.0)  # a boot would have made its working folder by now
+        assert not list((tmp_path / "work").glob("grader-work-*"))
+    finally:
+        warmer.close()
 
 
 # --- light kernels --------------------------------------------------------------------------------
@@ -140,7 +153,7 @@ def test_a_warmed_kernel_has_seen_nothing_and_equals_a_cold_one(tmp_path: Path, 
     finally:
         warmer.close()
     assert warm == cold
-    assert warm["names"] == ["ip", "json", "os", "sys"] and warm["count"] == 1 and warm["history"] == 2
+    assert warm["names"] == ["ip", "json", "os", "sys"] and warm["history"] == 2  # no hidden code in its history
     assert warm["files"] == [".hf-scratch"] and warm["warm_import"] and warm["compat"] and warm["capped"] == "2"
     assert not warm["seen_before"]
 
@@ -218,7 +231,7 @@ def test_a_batch_grades_the_same_on_warmed_kernels(tmp_path: Path, built_store: 
         shutil.copyfile(REPO / "submissions" / "full-marks__solution.ipynb", src / f"{name}.ipynb")
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "grader", "batch", str(src), "--out", str(out), "--workers", "1",
-                           "--no-similarity"], cwd=REPO, capture_output=True, text=True, timeout=900)
+                           "--no-similarity", "--rubric", "assignment3"], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     a, b = (json.loads((out / n / "result.json").read_text()) for n in ("a-solution", "b-solution"))
     warmed = [r for r in (a, b) if "execute_kernel_wait" in r["timings"]]

@@ -13,7 +13,9 @@ Why each choice:
 - A worker that dies mid-task is Dask's business: the scheduler gives the task to another worker
   (up to ``distributed.scheduler.allowed-failures`` times, then ``KilledWorker``, recorded here as
   "the grading process died", as the local pool does). The task is idempotent and the client
-  takes each future's result once, so nothing is lost or recorded twice.
+  takes each future's result once, so nothing is lost or recorded twice. Dask counts a death
+  against every task the worker held, queued ones too, so each failed submission is sent again
+  (``_Stream._bystander``): a bystander of another's crash then gets graded.
 - GPU submissions ask for the ``GPU`` resource: Dask never runs them on a worker without it.
 - The hard timeout counts from the "started" event the worker sends; past it, the client records a
   timeout and restarts that worker through its nanny (which ends the kernel with it).
@@ -52,6 +54,7 @@ from grader.results import Note, result_from_json
 log = logging.getLogger("grader")
 
 IN_FLIGHT_PER_THREAD = 2  # enough to keep every worker busy between two client polls
+MAX_ATTEMPTS = 2  # a KilledWorker submission that barely started is sent again this many times at most
 
 
 class ClusterError(Exception):
@@ -141,6 +144,8 @@ class _Stream:
         self.events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self.in_flight: dict[str, tuple[Any, Submission]] = {}  # future key -> (future, submission)
         self.started: dict[str, tuple[float, str]] = {}  # submission id -> (monotonic start, worker)
+        self.starts: dict[str, int] = {}  # submission id -> "started" events seen (every attempt)
+        self.attempts: dict[str, int] = {}  # submission id -> times sent again after a KilledWorker
         self.no_workers_since: float | None = None
         self.info: dict[str, Any] = {}
         self.info_at = -1e9
@@ -183,14 +188,18 @@ class _Stream:
         while self.pending and len(self.in_flight) < IN_FLIGHT_PER_THREAD * threads:
             sub = self.pending.pop()
             assert sub.notebook is not None
-            job = Job(sub, sub.notebook.name, sub.notebook.read_bytes(), self.topic)
-            key = f"grade-{sub.id}-{self.token}"
+            # a worker is likely to get another one when at least one per thread follows this one
+            more = len(self.pending) + len(self.in_flight) >= threads
+            job = Job(sub, sub.notebook.name, sub.notebook.read_bytes(), self.topic, more)
+            attempt = self.attempts.get(sub.id, 0)
+            key = f"grade-{sub.id}-{self.token}" + (f"-again{attempt}" if attempt else "")
             future = self.client.submit(grade_remote, job, self.grade_fn, self.env, self.warm, key=key, pure=False,
                                         resources=resources)
             self.in_flight[future.key] = (future, sub)
             done.add(future)
 
     def _outcome(self, future: Any) -> Outcome | None:
+        self._drain_events()  # its "started" events count while it is still in flight
         entry = self.in_flight.pop(future.key, None)
         if entry is None:  # cancelled here after a timeout: already recorded
             return None
@@ -201,7 +210,13 @@ class _Stream:
             shipped: Shipped = future.result()
         except Exception as exc:  # noqa: BLE001 - KilledWorker, a lost scheduler: the submission gets an error result
             name = type(exc).__name__
-            why = ("the grading process died on every worker that tried it" if name == "KilledWorker"
+            if name == "KilledWorker" and self._bystander(sub):
+                self.attempts[sub.id] = self.attempts.get(sub.id, 0) + 1
+                self.pending.append(sub)  # next to be sent, under a new key
+                log.info("%s: was waiting on workers that another submission killed; sent again", sub.id)
+                return None
+            why = (f"the grading process died on every worker that tried it (it started {self.starts.get(sub.id, 0)} "
+                   f"time(s), sent {self.attempts.get(sub.id, 0) + 1} time(s))" if name == "KilledWorker"
                    else f"Dask could not run it ({name}: {exc})")
             return Outcome(sub, harness_error_result(sub, f"the grading process died: {why}", kernel_status="died"), seconds)
         finally:
@@ -213,6 +228,17 @@ class _Stream:
             return Outcome(sub, result, shipped.seconds)
         self._write_files(sub, shipped)
         return Outcome(sub, result_from_json(shipped.result), shipped.seconds)
+
+    def _bystander(self, sub: Submission) -> bool:
+        """Whether a submission that Dask failed with ``KilledWorker`` gets another try. A worker holds
+        a task or two beyond the one it runs, and when another submission kills that worker, the
+        scheduler counts the death against every task the worker held, so an innocent submission can
+        run out of allowed failures without having done anything. Every such submission is sent
+        again once; one that had not even started twice is sent again up to ``MAX_ATTEMPTS`` times.
+        A submission that kills its worker each time it runs still ends as an error, after twice the
+        scheduler's allowed failures (a few worker restarts, against losing a student's grade)."""
+        attempts = self.attempts.get(sub.id, 0)
+        return attempts < 1 or (self.starts.get(sub.id, 0) < 2 and attempts < MAX_ATTEMPTS)
 
     def _write_files(self, sub: Submission, shipped: Shipped) -> None:
         folder = self.out_dir / sub.id
@@ -235,6 +261,7 @@ class _Stream:
             sid = msg.get("submission")
             if msg.get("event") == "started" and any(s.id == sid for _, s in self.in_flight.values()):
                 self.started[str(sid)] = (time.monotonic(), str(msg.get("worker", "")))
+                self.starts[str(sid)] = self.starts.get(str(sid), 0) + 1
                 self.progress.started(str(sid))
 
     def _timeouts(self) -> Iterator[Outcome]:

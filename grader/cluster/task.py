@@ -2,9 +2,10 @@
 
 No shared file system is assumed: the worker writes the notebook into a temp folder of its own,
 grades it there with the very grade function the local pool uses, and ships back the result JSON
-and every file the pipeline wrote (reports, ``grader.log``). The task has no side effect outside
-that temp folder, so Dask may run it again after a worker died mid-task (it does): the client keeps
-the first completed copy and nothing is written twice.
+and every file the pipeline wrote (reports, ``grader.log``). The task writes nothing outside that
+temp folder (a worker of one thread also boots its next kernel ahead, as the local pool's workers
+do: a kernel that has seen no submission), so Dask may run it again after a worker died mid-task
+(it does): the client keeps the first completed copy and nothing is written twice.
 
 The worker also tells the client when a submission starts (a Dask event), so that the progress
 bar's "running" and the batch's hard timeout count from the real start, not from the submission.
@@ -41,6 +42,7 @@ class Job:
     notebook_name: str
     notebook: bytes
     topic: str  # the batch's event topic on the scheduler
+    more: bool = True  # more submissions are likely to follow on this worker: worth booting a kernel ahead
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ def grade_remote(job: Job, grade_fn: GradeFn, env: dict[str, str], warm_kernels:
     t0 = time.monotonic()
     worker = _announce(job.topic, job.submission.id)
     os.environ.update(env)  # as the local pool's workers do: the numeric libraries' thread caps
-    root = _job_folder(warm_kernels)
+    root = _job_folder(warm_kernels, job.more)
     try:
         notebook = root / "in" / job.notebook_name
         notebook.parent.mkdir()
@@ -84,7 +86,7 @@ def grade_remote(job: Job, grade_fn: GradeFn, env: dict[str, str], warm_kernels:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _job_folder(warm_kernels: bool) -> Path:
+def _job_folder(warm_kernels: bool, more: bool) -> Path:
     """An empty folder for one job.
 
     A worker of one thread grades one submission at a time, like a process of the local pool: it
@@ -95,6 +97,10 @@ def _job_folder(warm_kernels: bool) -> Path:
     """
     if not (warm_kernels and _single_threaded() and _warm_enabled()):
         return Path(tempfile.mkdtemp(prefix="grader-dask-"))
+    from grader import warm
+
+    if hasattr(warm, "expect_more"):  # as the pool does: no kernel booted for a submission that will not come
+        warm.expect_more(more)
     root = Path(tempfile.gettempdir()) / f"grader-dask-{os.getpid()}"
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(mode=0o700)
@@ -187,9 +193,11 @@ def worker_report(rubric: str | None, kernel_env: str | None = None) -> dict[str
         from grader.kernel_env import interpreter
         from grader.rubric import load_rubric
 
-        interpreter(load_rubric(rubric).kernel.env(kernel_env))
+        settings = getattr(load_rubric(rubric), "kernel", None)
+        if settings is not None:  # None: a grader whose kernels run on the worker's own Python
+            interpreter(settings.env(kernel_env))
     except ImportError:
-        pass  # a grader without kernel environments: the kernels run on the worker's own Python
+        pass  # the same, an older grader
     except Exception as exc:  # noqa: BLE001 - EnvMissing names the command that builds it
         info["kernel_env"] = str(exc) or type(exc).__name__
     try:

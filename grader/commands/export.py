@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from grader.cli import EXIT_OK, UsageError
-from grader.gradebook import Entry, Gradebook, find_gradebook, manual_scored, subtask_order
+from grader.gradebook import Entry, Gradebook, find_gradebook, subtask_order
 from grader.moodle import (
     FeedbackEntry,
     WorksheetGrade,
@@ -19,6 +19,7 @@ from grader.moodle import (
     write_worksheet,
 )
 from grader.safe import terminal_safe
+from grader.score import manual_scored
 
 DESCRIPTION = """\
 Hand the grades back.

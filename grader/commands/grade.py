@@ -70,7 +70,7 @@ def prepare(rubric_name: object, env_name: str | None = None) -> object:
     except EnvMissing as exc:
         raise HarnessError(str(exc), hint="`bash scripts/setup.sh` builds every environment the rubric declares") from exc
     try:
-        if rubric.store_builder:  # type: ignore[attr-defined]
+        if rubric.store_builder:
             check_store(store_root())
     except StoreMissing as exc:
         raise HarnessError(str(exc), hint="run `grader store build` (or `grader store fetch` with internet)") from exc

@@ -16,7 +16,6 @@ from grader import store
 from grader.cli import EXIT_OK, HarnessError
 
 
-
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("store", help="build, check or fetch the offline model/data store")
     sub = parser.add_subparsers(dest="store_command", metavar="ACTION", required=True)

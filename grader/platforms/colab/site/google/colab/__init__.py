@@ -5,7 +5,7 @@ from google.colab import drive, files, output, userdata  # noqa: F401
 
 def _note(api, message):
     try:
-        from grader.kernel_compat import note
+        from grader.kernel_runtime import note
     except ImportError:
         return
     note(f"colab:{api}", message)

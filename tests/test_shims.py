@@ -1,4 +1,6 @@
-"""Course-era code runs under transformers 5 / datasets 5, and each translation is noted.
+"""Assignment 3's shims (``rubrics/assignment3/shims.py``), loaded by the pack's real kernel
+preamble (``Rubric.kernel_preamble``, ``grader.kernel_runtime``): course-era code runs under
+transformers 5 / datasets 5, the machine has no GPU and no Hub, and each translation is noted.
 
 Runs in a subprocess: the shims install an import hook, which must see the first import of the
 libraries."""
@@ -12,10 +14,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
+
+def _preamble() -> str:
+    from grader.rubric import load_rubric
+
+    return load_rubric("assignment3").kernel_preamble
+
 SCRIPT = r'''
 import json, os
-import grader.kernel_compat as gk
-gk.install()
+import grader.kernel_runtime as gk
 from datasets import load_dataset, load_metric          # removed in datasets 3
 from transformers import TrainingArguments, Seq2SeqTrainingArguments, AdamW, AutoTokenizer
 import torch
@@ -39,7 +46,7 @@ def test_course_era_api_runs_and_is_noted(built_store: Path) -> None:
     from grader.store import store_env
 
     env = {**store_env(built_store), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", _preamble() + SCRIPT], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.split("JSON", 1)[1])
     assert out["eval_strategy"] == "steps" and out["use_cpu"] is True and out["batch"] == 4
@@ -52,8 +59,7 @@ def test_course_era_api_runs_and_is_noted(built_store: Path) -> None:
 
 MACHINE = r'''
 import json, os
-import grader.kernel_compat as gk
-gk.install()
+import grader.kernel_runtime as gk
 import torch
 from transformers import AutoModel, AutoModelForMultipleChoice, TrainingArguments
 out = {}
@@ -77,7 +83,7 @@ def _run_in(python: str, script: str, built_store: Path) -> dict[str, object]:
 
     env = {**store_env(built_store), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
            "GRADER_STORE_MODELS": "distilbert-base-uncased,bert-base-uncased,t5-small"}
-    proc = subprocess.run([python, "-c", script], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
+    proc = subprocess.run([python, "-c", _preamble() + script], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return dict(json.loads(proc.stdout.split("JSON", 1)[1]))
 

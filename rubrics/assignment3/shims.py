@@ -1,35 +1,38 @@
-"""Course-era compatibility and the training cap, installed inside the student's kernel.
+"""Shims for Assignment 3's notebooks, installed in the kernel before the first cell
+(``kernel: {shims: [shims.py]}`` in rubric.yaml; ``grader.kernel_runtime`` applies ``PATCHES`` when
+each library module is first imported).
 
-The assignment was written for transformers 4.36 and datasets 2.x. Current releases removed
-APIs that every submission uses (`from datasets import load_metric`, `evaluation_strategy=`,
-`Trainer(tokenizer=)`, `batch_encode_plus(pad_to_max_length=True)` ...). A student must not lose
-points for library drift, so this module maps each removed API onto its successor when the module
-that owns it is imported, and records a note per API so the report can say what was translated.
+The notebooks were written on Colab in December 2023 (transformers 4.35, datasets 2.16, torch 2.1, a
+T4 GPU, the Hub online). A student must not lose points to the grading machine, so:
 
-It also caps training: every `Trainer` gets a callback that stops after ``GRADER_MAX_TRAIN_STEPS``
-optimizer steps, while the student's own `TrainingArguments` stay untouched for inspection.
+- **Library drift**, for a kernel environment newer than the course's (``--kernel-env current``):
+  removed APIs are mapped onto their successors (``load_metric``, ``evaluation_strategy=``,
+  ``Trainer(tokenizer=)``, ``Seq2SeqTrainer(tokenizer=)``, ``pad_to_max_length=``, ``AdamW``,
+  ``pipeline("text2text-generation")``, custom models written for 4.35, a column outside
+  ``set_format``); each shim checks the library first and does nothing where the API still exists.
+- **The machine** (every environment): no GPU (``.cuda()``, ``.to("cuda")``, ``fp16``, float16
+  weights run on the CPU in float32), no Hub (``push_to_hub``, logins), a model the offline store
+  lacks named with the command that adds it, and ``torch.load`` of whole pickled models as torch 2.1 did.
+- **The training cap**: every ``Trainer`` stops after ``GRADER_MAX_TRAIN_STEPS`` steps on small
+  batches; the student's own ``TrainingArguments`` stay as written for the probes.
 
-This file runs in the untrusted kernel: it only makes code run and records notes. Nothing here
-decides a score. It imports only the standard library at install time, and imports libraries
-under private names: notebooks rebind `datasets` to a DatasetDict.
+Every shim records a note (``runtime.note``); "env:" notes go to the report's Colab group, the
+others under library drift. Runs in the untrusted kernel; standard library only at import time, and
+libraries under private names (notebooks rebind ``datasets`` to a DatasetDict).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import importlib.abc
-import importlib.util
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
-DRIFT: dict[str, str] = {}  # api -> note (first use only), read by the probe
-# Objects whose later rebinding would hide them from the probes (a notebook reuses the names
-# `training_args` and `trainer` across tasks): (kind, IPython execution_count, object).
-CREATED: list[tuple[str, int | None, Any]] = []
-_PATCHED: set[str] = set()
+import grader.kernel_runtime as runtime
+
+note = runtime.note
 
 # TrainingArguments fields of 4.36 that 5.x renamed: old -> new.
 RENAMED_ARGS = {
@@ -53,10 +56,6 @@ REMOVED_ARGS = frozenset(
 )
 
 
-def note(api: str, message: str) -> None:
-    DRIFT.setdefault(api, message)
-
-
 def _max_steps() -> int:
     try:
         return max(1, int(os.environ.get("GRADER_MAX_TRAIN_STEPS", "2")))
@@ -65,16 +64,6 @@ def _max_steps() -> int:
 
 
 # --- transformers ------------------------------------------------------------------------------
-
-
-def _execution_count() -> int | None:
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        return int(shell.execution_count) if shell is not None else None
-    except Exception:
-        return None
 
 
 def _patch_training_args_class(cls: Any) -> None:
@@ -115,7 +104,7 @@ def _patch_training_args_class(cls: Any) -> None:
         if asked:  # what the student wrote, for the probes (the object itself keeps the safe values)
             with contextlib.suppress(Exception):
                 object.__setattr__(self, "_grader_asked", asked)
-        CREATED.append(("args", _execution_count(), self))
+        runtime.record("args", self)
 
     cls.__init__ = __init__
     cls._grader_patched = True
@@ -199,7 +188,7 @@ def _patch_trainer_class(cls: Any) -> None:
         finally:
             if restore is not None:
                 object.__setattr__(targs, "eval_strategy", restore)
-        CREATED.append(("trainer", _execution_count(), self))
+        runtime.record("trainer", self)
         try:
             self.add_callback(_make_step_cap())
             # progress bars are noise in a graded run, and transformers' notebook bar crashes when
@@ -230,7 +219,7 @@ def _patch_trainer_class(cls: Any) -> None:
                 targs.gradient_accumulation_steps = 1
         except Exception:
             pass
-        CREATED.append(("train", _execution_count(), self))
+        runtime.record("train", self)
         try:
             return original_train(self, *args, **kwargs)
         finally:
@@ -655,50 +644,3 @@ PATCHES: dict[str, Callable[[Any], None]] = {
     "datasets": _patch_datasets,
     "datasets.arrow_dataset": _patch_dataset_columns,
 }
-
-
-class _PatchingLoader(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader, name: str) -> None:
-        self._inner = inner
-        self._name = name
-
-    def create_module(self, spec: Any) -> Any:
-        return self._inner.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        self._inner.exec_module(module)
-        # transformers replaces its own entry in sys.modules by a lazy module while importing
-        _apply(self._name, sys.modules.get(self._name, module))
-
-
-class _PatchingFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
-        if fullname not in PATCHES or fullname in _PATCHED:
-            return None
-        for finder in sys.meta_path:
-            if finder is self or not hasattr(finder, "find_spec"):
-                continue
-            spec = finder.find_spec(fullname, path, target)
-            if spec is not None and spec.loader is not None:
-                spec.loader = _PatchingLoader(spec.loader, fullname)
-                return spec
-        return None
-
-
-def _apply(name: str, module: Any) -> None:
-    if name in _PATCHED:
-        return
-    _PATCHED.add(name)
-    try:
-        PATCHES[name](module)
-    except Exception as exc:  # never break the student's import because a shim failed
-        note(f"compat:{name}", f"the grader could not install its compatibility shim for {name}: {exc!r}")
-
-
-def install() -> None:
-    """Install the import hook; patch modules that are already imported."""
-    if not any(isinstance(f, _PatchingFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _PatchingFinder())
-    for name in PATCHES:
-        if name in sys.modules:
-            _apply(name, sys.modules[name])

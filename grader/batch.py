@@ -268,8 +268,7 @@ def _serve(conn: multiprocessing.connection.Connection, grade_fn: GradeFn) -> No
         try:
             assert sub.notebook is not None
             raw = grade_fn(sub.notebook, out_dir)
-            result = finish_result(raw, sub)
-            write_result(out_dir, result)
+            result = finish_result(raw, sub)  # result.json: written once, by the parent (``_record``)
             if result.notes != raw.notes or result.team != raw.team:
                 rerender_reports(result, out_dir)  # the report names the submission's problems too
             conn.send(("ok", result.to_json(), time.monotonic() - t0))

@@ -53,6 +53,9 @@ class GradeOptions:
     hide_paths: tuple[Path, ...] = ()  # more paths the kernel must not read (other submissions, gradebook)
     render_reports: bool = True
     kernel_env: str | None = None  # a kernel environment the rubric declares (None: its default)
+    # False in a batch: the batch writes result.json itself, once, with the submission's own notes and
+    # any manual scores, right before the gradebook records the run (``grader.batch._record``)
+    write_result: bool = True
 
 
 def submission_id(path: Path) -> str:
@@ -63,7 +66,8 @@ def submission_id(path: Path) -> str:
 
 
 def grade_submission(notebook: Path, out_dir: Path, options: GradeOptions | None = None, rubric: Rubric | None = None) -> GradeResult:
-    """Grade one notebook into ``out_dir`` (result.json, report.html, report.md). Never raises for
+    """Grade one notebook into ``out_dir`` (result.json unless ``options.write_result`` is off,
+    report.html, report.md). Never raises for
     a bad notebook or a failing check; raises only for a broken rubric or store (harness errors)."""
     options = options or GradeOptions()
     rubric = rubric or load_rubric(options.rubric)
@@ -104,7 +108,8 @@ def _write(result: GradeResult, out_dir: Path, rubric: Rubric, options: GradeOpt
             out_dir.mkdir(parents=True, exist_ok=True)
             (out_dir / "grader.log").write_text(traceback.format_exc(), encoding="utf-8")
         result = replace(result, timings={**result.timings, "render": round(time.perf_counter() - t0, 4)})
-    write_result(out_dir, result)
+    if options.write_result:
+        write_result(out_dir, result)
     return result
 
 

@@ -115,7 +115,6 @@ class Rubric:
     store_fetcher: str = ""
     hidden_seed: int = 0
     schema_version: int = RUBRIC_SCHEMA_VERSION
-    digest: str = ""  # of the rubric file: a changed rubric is a different rubric version
 
     @property
     def subtask_ids(self) -> tuple[str, ...]:
@@ -154,6 +153,10 @@ class Rubric:
         if subtask not in sections:
             return self.probes_source
         return sections[""] + "\n" + sections[subtask]
+
+    def fingerprint(self, kernel_env: str | None = None) -> str:
+        """The rubric's one fingerprint (``pack_fingerprint``) for grading in ``kernel_env``."""
+        return pack_fingerprint(self.folder, self.kernel.env(kernel_env))
 
     @cached_property
     def kernel_preamble(self) -> str:
@@ -292,7 +295,6 @@ def load_rubric(name_or_path: str | Path | None = None) -> Rubric:
         store_builder=str(data.get("store_builder", "")),
         store_fetcher=str(data.get("store_fetcher", "")),
         hidden_seed=int(data.get("hidden_seed", 0)),
-        digest=hashlib.sha256(raw).hexdigest()[:16],
     )
     validate(rubric, path)
     from grader.pack_validate import validate_pack  # the joins between rubric.yaml, probes.py, checks.py
@@ -359,3 +361,47 @@ def validate(rubric: Rubric, path: Path) -> None:
     total = sum(s.points for s in rubric.subtasks)
     if abs(total - rubric.total_points) > 1e-9:
         raise RubricError(f"{path}: total_points is {rubric.total_points:g} but the subtasks add up to {total:g}")
+
+
+_POINT_KEYS = ("points", "max_points", "total_points")
+
+
+def pack_fingerprint(folder: Path | None, env: EnvSpec | None = None) -> str:
+    """What decides how a notebook is executed and checked, as one hash: the grader's version, every
+    file of the pack (checks, probes, shims, templates, rubric.yaml) and the kernel environment
+    (its name and what it holds). A stored run counts as done only under the same fingerprint.
+
+    Points are left out on purpose: changing them re-scores stored check results instead of
+    executing every notebook again (``grader.score.rescore_result``)."""
+    import json
+
+    import grader
+
+    h = hashlib.sha256(f"grader {grader.__version__}\n".encode())
+    if env is not None:
+        from grader.kernel_env import digest
+
+        h.update(f"kernel {env.name} {digest(env)}\n".encode())
+    if folder is None or not folder.is_dir():
+        return h.hexdigest()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        rel = path.relative_to(folder).as_posix()
+        data = path.read_bytes()
+        if path.suffix in (".yaml", ".yml"):
+            try:
+                doc = yaml.safe_load(data)
+            except yaml.YAMLError:
+                doc = None
+            if doc is not None:
+                data = json.dumps(_without_points(doc), sort_keys=True, default=str).encode()
+        h.update(f"{rel}\n{len(data)}\n".encode())
+        h.update(data)
+    return h.hexdigest()
+
+
+def _without_points(doc: Any) -> Any:
+    if isinstance(doc, dict):
+        return {k: _without_points(v) for k, v in doc.items() if k not in _POINT_KEYS}
+    if isinstance(doc, list):
+        return [_without_points(v) for v in doc]
+    return doc

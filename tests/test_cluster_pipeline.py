@@ -25,10 +25,10 @@ from distributed import Client, LocalCluster
 from grader.batch import BatchOptions, Progress, grade_with_pipeline, kernel_env, run_batch
 from grader.cluster.run import ClusterBatch
 from grader.cluster.spec import ClusterSpec
-from grader.commands.batch import rubric_identity
 from grader.gradebook import Gradebook
 from grader.moodle import Submission
 from grader.results import GradeResult
+from grader.rubric import load_rubric
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "submissions"
@@ -87,7 +87,7 @@ def test_cluster_grades_like_the_local_pool_despite_a_killed_worker(tmp_path: Pa
     options = GradeOptions(rubric="assignment3", env_overrides=kernel_env(1), torch_threads=1,
                            hide_paths=(src.resolve(), tmp_path.resolve()))
     grade_fn = functools.partial(grade_with_pipeline, options=options)
-    rubric_hash = rubric_identity(REPO / "rubrics" / "assignment3")
+    rubric_hash = load_rubric("assignment3").fingerprint()
 
     with Gradebook(tmp_path / "local.sqlite") as gb:
         local = run_batch(subs, tmp_path / "local", grade_fn, gb, rubric_hash=rubric_hash, options=BatchOptions(workers=2))

@@ -352,3 +352,24 @@ PATCHES = {"json.decoder": _patch}
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "True {'env:test': 'patched json for the test'}"
+
+
+def test_one_fingerprint_for_what_decides_a_grade(tmp_path: Path) -> None:
+    """Points are not in it (they re-score); the pack's files and the kernel environment are."""
+    folder = make_pack(tmp_path, rubric=RUBRIC + KERNEL.format(shim="shim.py").replace(
+        "  envs: [{{name: current", "  envs: [{{name: course, title: old, packages: [\"numpy<2\"]}}, {{name: current"),
+        extra={"shim.py": "PATCHES = {}\n"})
+    rubric = load_rubric(folder)
+    base = rubric.fingerprint()
+    assert base == load_rubric(folder).fingerprint() and len(base) == 64
+    assert rubric.fingerprint("current") != rubric.fingerprint("course")
+    yaml_path = folder / "rubric.yaml"
+    text = yaml_path.read_text()
+    regraded = (text.replace("total_points: 2", "total_points: 3").replace('title: "Part A", points: 1}', 'title: "Part A", points: 2}')
+                .replace("subtask: a, points: 1,", "subtask: a, points: 2,"))
+    assert regraded.count("points: 2") == 2
+    yaml_path.write_text(regraded)
+    assert load_rubric(folder).total_points == 3
+    assert load_rubric(folder).fingerprint() == base  # points only: re-scored, not executed again
+    (folder / "shim.py").write_text("PATCHES = {}  # changed\n")
+    assert load_rubric(folder).fingerprint() != base

@@ -233,3 +233,16 @@ def test_a_kernel_without_the_graders_shims_is_a_grader_error_not_a_zero(tmp_pat
     r = pipeline.grade_submission(REPO / "submissions" / "zero__blank-template.ipynb", tmp_path, pipeline.GradeOptions(sandbox=False))
     assert (r.status, r.error_kind) == ("error", "grader")
     assert "could not be set up in the kernel" in r.error and "grader_package_that_is_not_there" in r.error
+
+
+def test_a_batch_pipeline_leaves_result_json_to_the_batch(tmp_path: Path) -> None:
+    """In a batch the pipeline renders the reports but does not write result.json: the batch writes
+    it once, with the submission's notes and manual scores (``grader.batch._record``)."""
+    import grader.pipeline as pipeline
+
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("{ not json", encoding="utf-8")
+    for write, out in ((True, tmp_path / "single"), (False, tmp_path / "batch")):
+        r = pipeline.grade_submission(bad, out, pipeline.GradeOptions(sandbox=False, write_result=write))
+        assert r.status == "error" and (out / "report.html").is_file()
+        assert (out / "result.json").is_file() is write

@@ -28,7 +28,6 @@ from distributed.diagnostics.plugin import WorkerPlugin
 
 from grader.batch import GradeFn, finish_result, rerender_reports
 from grader.moodle import Submission
-from grader.results import write_result
 
 # what a worker ships back at most per submission: reports are small; a runaway log is not sent whole
 MAX_FILE_BYTES = 32 * 2**20
@@ -74,8 +73,7 @@ def grade_remote(job: Job, grade_fn: GradeFn, env: dict[str, str], warm_kernels:
             raw = grade_fn(notebook, out)
             if raw.source == str(notebook):  # say where the client has it, not this temp path
                 raw = replace(raw, source=str(job.submission.notebook or ""))
-            result = finish_result(raw, replace(job.submission, notebook=notebook))
-            write_result(out, result)
+            result = finish_result(raw, replace(job.submission, notebook=notebook))  # the client writes result.json
             if result.notes != raw.notes or result.team != raw.team:
                 rerender_reports(result, out)  # the report names the submission's problems too
         except Exception as exc:  # a harness bug: reported like the local pool does, the worker lives on
@@ -210,10 +208,9 @@ def worker_report(rubric: str | None, kernel_env: str | None = None) -> dict[str
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         info["store"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     try:
-        from grader.commands.batch import rubric_identity
-        from grader.rubric import resolve_rubric_dir
+        from grader.rubric import load_rubric
 
-        info["rubric_hash"] = rubric_identity(resolve_rubric_dir(rubric))
+        info["rubric_hash"] = load_rubric(rubric).fingerprint(kernel_env)
     except Exception as exc:  # noqa: BLE001
         info["rubric_error"] = f"{type(exc).__name__}: {exc}"
     return info

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
-import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -25,6 +23,7 @@ from grader.cli import EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 from grader.commands.grade import add_grading_options, options_from, prepare
 from grader.gradebook import Gradebook, rescore
 from grader.moodle import ingest
+from grader.rubric import pack_fingerprint, resolve_rubric_dir
 from grader.safe import terminal_safe
 
 DESCRIPTION = """\
@@ -105,16 +104,17 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
     grade_fn_is_ours = grade_fn is None
     if grade_fn is None:
         rubric: Any = prepare(args.rubric, args.kernel_env)  # loads the rubric, checks and activates the store (workers inherit it)
-        rubric_hash = rubric_identity(rubric.folder)
+        rubric_hash = rubric.fingerprint(args.kernel_env)
         gpu = gpu or rubric.limits.gpu
         points = {c.id: c.points for c in rubric.checks}
         manual_max = {m.id: m.points for m in rubric.manual}
         # The kernel must not read other submissions, their results or the gradebook.
         hide = outermost(p.resolve() for p in (args.source, out, gradebook_path))
-        options = options_from(args, env_overrides=env, torch_threads=args.threads_per_kernel, hide_paths=hide)
+        options = options_from(args, env_overrides=env, torch_threads=args.threads_per_kernel, hide_paths=hide,
+                               write_result=False)  # the batch writes result.json once, with manual scores
         grade_fn = functools.partial(grade_with_pipeline, options=options)
     else:  # a caller's own grade function (tests, other front ends)
-        rubric_hash = rubric_identity(Path(args.rubric) if args.rubric else None)
+        rubric_hash = pack_fingerprint(resolve_rubric_dir(args.rubric) if args.rubric else None)
     batch_options = BatchOptions(workers=args.workers, threads_per_kernel=args.threads_per_kernel, force=args.force,
                            hard_timeout_s=args.hard_timeout if args.hard_timeout > 0 else None,
                            warm_kernels=not getattr(args, "no_warm_kernels", False))
@@ -198,43 +198,3 @@ def outermost(paths: Iterable[Path]) -> tuple[Path, ...]:
         if not any(p == k or k in p.parents for k in kept):
             kept.append(p)
     return tuple(kept)
-
-
-def rubric_identity(rubric_dir: Path | None) -> str:
-    """A hash of what decides execution, for a rubric folder.
-
-    Points are left out of the hash on purpose: changing them re-scores stored check results
-    instead of executing every notebook again. Everything else in the folder (checks, probes,
-    templates, the rest of rubric.yaml) and the grader's version are in it.
-    """
-    import grader
-
-    h = hashlib.sha256(f"grader {grader.__version__}\n".encode())
-    if rubric_dir is None or not rubric_dir.is_dir():
-        return h.hexdigest()
-    for path in sorted(p for p in rubric_dir.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        rel = path.relative_to(rubric_dir).as_posix()
-        data = path.read_bytes()
-        if path.suffix in (".yaml", ".yml"):
-            import yaml
-
-            try:
-                doc = yaml.safe_load(data)
-            except yaml.YAMLError:
-                doc = None
-            if doc is not None:
-                data = json.dumps(_without_points(doc), sort_keys=True, default=str).encode()
-        h.update(f"{rel}\n{len(data)}\n".encode())
-        h.update(data)
-    return h.hexdigest()
-
-
-_POINT_KEYS = ("points", "max_points", "total_points")
-
-
-def _without_points(doc: Any) -> Any:
-    if isinstance(doc, dict):
-        return {k: _without_points(v) for k, v in doc.items() if k not in _POINT_KEYS}
-    if isinstance(doc, list):
-        return [_without_points(v) for v in doc]
-    return doc

@@ -15,7 +15,7 @@ mostly broken files and infinite loops, so it measured time-outs, not grading. H
   notebook after the other, nbclient starting and shutting down its own kernel), in the very kernel
   environment the grader uses (the rubric's kernel venv, the offline store, the Colab stand-ins),
   with the same training cap and shims (the rubric's kernel preamble run by a first cell, as the
-  grader runs it) and the same ``%pip``/network lines skipped (``grader.notebook.neutralize``). It
+  grader runs it) and the same ``%pip``/network lines skipped (``grader.steps.notebook.neutralize``). It
   gets no sandbox, probes, checks or reports, and keeps torch's default threads (one kernel alone
   may use every core).
 - Both sides run in this one process run, in rounds that alternate which side goes first, so a
@@ -172,9 +172,9 @@ class Baseline:
     Colab stand-ins, and the training cap as a first cell."""
 
     def __init__(self, work: Path, rubric: str, cell_timeout: float | None, account: CpuAccount) -> None:
-        from grader.kernel_env import interpreter
-        from grader.rubric import load_rubric
-        from grader.store import check_store, store_root
+        from grader.kernel.envs import interpreter
+        from grader.kernel.store import check_store, store_root
+        from grader.pack.rubric import load_rubric
 
         self.rubric = load_rubric(rubric)
         self.store = store_root()
@@ -191,14 +191,14 @@ class Baseline:
         self.account = account
 
     def env(self, workdir: Path) -> dict[str, str]:
-        from grader.execute import ExecConfig, _kernel_env  # the very variables a grading kernel gets
-        from grader.store import prepare_scratch, read_manifest, store_env
+        from grader.kernel.store import prepare_scratch, read_manifest, store_env
+        from grader.steps.execute import ExecConfig, _kernel_env  # the very variables a grading kernel gets
 
         scratch = prepare_scratch(self.store, workdir / ".hf-scratch")
         models = [e.id for e in read_manifest(self.store).entries if e.kind == "model"]
         kernel_vars = {**store_env(self.store, scratch), "GRADER_STORE_MODELS": ",".join(models)}
         if self.rubric.kernel.platform == "colab":
-            from grader.platforms import colab
+            from grader.kernel.platforms import colab
 
             colab.prepare_workdir(workdir)
             kernel_vars = colab.kernel_env(kernel_vars)
@@ -210,7 +210,7 @@ class Baseline:
         from nbclient import NotebookClient
         from nbformat.v4 import new_code_cell
 
-        from grader.notebook import neutralize
+        from grader.steps.notebook import neutralize
 
         t0, c0 = time.perf_counter(), self.account.seconds()
         nb = nbformat.read(notebook, as_version=4)
@@ -247,7 +247,7 @@ def grader_batch(tree: Path, src: Path, out: Path, workers: int, extra: list[str
     argv = ["batch", str(src), "--out", str(out), "--no-similarity", *extra]
     if workers:
         argv += ["--workers", str(workers)]
-    code = f"import sys; sys.path.insert(0, {str(tree)!r}); from grader.cli import main; sys.exit(main({argv!r}))"
+    code = f"import sys; sys.path.insert(0, {str(tree)!r}); from grader.cli.main import main; sys.exit(main({argv!r}))"
     env = {**os.environ, "GRADER_STORE": os.environ.get("GRADER_STORE", str(REPO / ".store")),
            "GRADER_ENVS": os.environ.get("GRADER_ENVS", str(REPO / ".kenv")),
            # one secret for every tree: the same probe inputs, so that their grades can be compared
@@ -325,8 +325,8 @@ def main() -> None:
     parser.add_argument("--grader-arg", action="append", default=[], help="extra argument to grader batch (repeat)")
     args = parser.parse_args()
 
-    from grader.batch import available_cpus, default_workers
-    from grader.store import activate
+    from grader.course.pool import available_cpus, default_workers
+    from grader.kernel.store import activate
 
     activate()
     root = args.out or Path(tempfile.mkdtemp(prefix="bench-batch-"))

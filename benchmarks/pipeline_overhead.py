@@ -27,11 +27,11 @@ def main() -> None:
     ap.add_argument("--notebook", type=Path, default=REPO / "submissions" / "full-marks__solution.ipynb")
     args = ap.parse_args()
 
-    from grader.store import activate
+    from grader.kernel.store import activate
 
     activate()
-    from grader.pipeline import GradeOptions, grade_submission
-    from grader.rubric import load_rubric
+    from grader.pack.rubric import load_rubric
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     rubric = load_rubric("assignment3")
     grade_submission(args.notebook, Path(tempfile.mkdtemp()), GradeOptions(), rubric=rubric)  # warm-up: caches

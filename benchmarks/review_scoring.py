@@ -93,7 +93,7 @@ def keyboard_route(browser: object, out: Path, students: int, *, grouping: bool,
                 page.screenshot(path=str(shots / "cluster-view-scored.png"), full_page=False)
         context.close()
     seconds = time.perf_counter() - start  # stopping the server waits for the last outputs to be rewritten
-    from grader.gradebook import Gradebook
+    from grader.course.gradebook import Gradebook
 
     with Gradebook(book) as gb:
         scored = sum(1 for e in gb.entries() for m in e.result.manual if m.points is not None)
@@ -101,8 +101,8 @@ def keyboard_route(browser: object, out: Path, students: int, *, grouping: bool,
 
 
 def csv_route(out: Path, students: int) -> dict[str, float]:
-    from grader.gradebook import Gradebook
-    from grader.manual import COLUMNS, export_sheet, import_sheet, refresh_outputs
+    from grader.course.gradebook import Gradebook
+    from grader.course.manual import COLUMNS, export_sheet, import_sheet, refresh_outputs
 
     book, _ = build(out, students)
     sheet = out / "sheet.csv"

@@ -44,7 +44,7 @@ def hostile() -> None:
     if not th._bwrap_usable():
         print("hostile: skipped (bubblewrap unusable: hostile samples only run sandboxed)")
         return
-    from grader.store import activate
+    from grader.kernel.store import activate
 
     activate()
     with tempfile.TemporaryDirectory(prefix="robustness-hostile-") as tmp, th.make_world() as world:
@@ -95,10 +95,10 @@ def hostile() -> None:
 
 
 def _grade_broken(path: str, out: str) -> dict[str, Any]:
-    from grader.store import activate
+    from grader.kernel.store import activate
 
     activate()
-    from grader.pipeline import GradeOptions, grade_submission
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     try:
         result = grade_submission(Path(path), Path(out), GradeOptions(torch_threads=1, cell_timeout=60, deadline=300))
@@ -141,9 +141,9 @@ def fuzz(n: int) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize
-    from grader.pack import outline_for
-    from grader.rubric import load_rubric
+    from grader.pack.contract import outline_for
+    from grader.pack.rubric import load_rubric
+    from grader.steps.notebook import BadInput, LoadedNotebook, load_notebook, neutralize
 
     outline = outline_for(load_rubric("assignment3"))
 
@@ -213,10 +213,10 @@ def fuzz(n: int) -> None:
 
 
 def _grade_solution(sandbox: bool, out: str) -> float:
-    from grader.store import activate
+    from grader.kernel.store import activate
 
     activate()
-    from grader.pipeline import GradeOptions, grade_submission
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     t0 = time.perf_counter()
     result = grade_submission(SAMPLES / "full-marks__solution.ipynb", Path(out), GradeOptions(sandbox=sandbox))

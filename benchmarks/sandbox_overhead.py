@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat.v4 as v4
 from nbclient import NotebookClient
 
-from grader.sandbox import SandboxPolicy, make_kernel_manager, stop_kernel
+from grader.kernel.sandbox import SandboxPolicy, make_kernel_manager, stop_kernel
 
 
 async def one(policy: SandboxPolicy) -> tuple[float, float]:

@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 CHILD = """
 import json, resource, sys, time
 t0 = time.monotonic()
-from grader.cli import main
+from grader.cli.main import main
 code = main(sys.argv[2:])
 ru = resource.getrusage(resource.RUSAGE_SELF)
 json.dump({"code": code, "wall_s": time.monotonic() - t0, "maxrss_kib": ru.ru_maxrss,

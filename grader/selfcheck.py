@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from grader.compare import compare
-from grader.kernel_probe import save_tensors, to_data
-from grader.probe import ProbeCall, ProbeOutcome, from_data
-from grader.results import CheckResult
+from grader.kernel.probe_runtime import save_tensors, to_data
+from grader.steps.compare import compare
+from grader.steps.probe import ProbeCall, ProbeOutcome, from_data
+from grader.steps.results import CheckResult
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def _pack_for(subtask: str | None) -> str | None:
     installed, or the only installed pack that has ``subtask`` (None: let ``load_rubric`` explain)."""
     import os
 
-    from grader.rubric import ENV_VAR, RubricError, installed_packs, load_rubric
+    from grader.pack.rubric import ENV_VAR, RubricError, installed_packs, load_rubric
 
     if os.environ.get(ENV_VAR) or subtask is None:
         return None
@@ -106,8 +106,8 @@ def selfcheck(subtask: str | None = None, rubric: str | Path | None = None, name
     """Run the public checks of ``subtask`` (or all) on the objects defined in this kernel."""
     import secrets
 
-    from grader.artifacts import read_all_saved
-    from grader.rubric import load_rubric
+    from grader.pack.rubric import load_rubric
+    from grader.steps.artifacts import read_all_saved
 
     rb = load_rubric(rubric if rubric is not None else _pack_for(subtask))
     if subtask is not None and subtask not in rb.subtask_ids:

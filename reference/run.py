@@ -112,11 +112,10 @@ def store_root(explicit: str | None) -> Path:
 
 
 def activate_store(root: Path, scratch: Path | None = None) -> None:
-    """Point Hugging Face at the offline store (``grader.store``). Must run before transformers or
+    """Point Hugging Face at the offline store (``grader.kernel.store``). Must run before transformers or
     datasets are imported: they read these settings at import time. ``scratch`` receives what the
     libraries write at run time, so that the store stays untouched."""
-    from grader import store
-
+    from grader.kernel import store
     try:
         store.check_store(root)
     except store.StoreMissing as exc:
@@ -190,7 +189,7 @@ def run_one(task: str, profile: Profile) -> dict[str, Any]:
 
 
 def write_artifact(out_dir: Path, artifact: dict[str, Any]) -> Path:
-    from grader.results import write_json_atomic
+    from grader.steps.results import write_json_atomic
 
     path = out_dir / artifact["profile"] / f"task{artifact['task']}.json"
     write_json_atomic(path, artifact)

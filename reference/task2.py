@@ -22,6 +22,7 @@ from transformers import DistilBertModel, DistilBertPreTrainedModel, PretrainedC
 from transformers.tokenization_utils_base import PaddingStrategy, PreTrainedTokenizerBase
 
 from reference import compat
+from reference.specs import TRAINING_SPEC
 from reference.util import Laps, subset
 
 if TYPE_CHECKING:
@@ -31,23 +32,6 @@ MODEL_NAME = "distilbert-base-uncased"
 DATASET = ("swag", "regular")
 ENDING_NAMES = ["ending0", "ending1", "ending2", "ending3"]
 
-# What the assignment prescribes for TrainingArguments (Subtask 2), in the names of transformers 5.x
-# (``reference.compat`` renames ``eval_strategy`` for releases before 4.41).
-TRAINING_SPEC: dict[str, Any] = {
-    "output_dir": "distilbert-base-uncased-swag",
-    "eval_strategy": "steps",
-    "eval_steps": 300,
-    "save_steps": 600,
-    "save_total_limit": 2,
-    "seed": 77,
-    "per_device_train_batch_size": 48,
-    "per_device_eval_batch_size": 48,
-    "max_steps": 1800,
-    "learning_rate": 5e-5,
-    "weight_decay": 0.01,
-    "remove_unused_columns": True,
-    "load_best_model_at_end": True,
-}
 # "The final checkpoint should be the checkpoint that had the best overall validation metric": with
 # ``compute_metrics`` returning accuracy, the reference selects on it. The default (eval loss) is also
 # a validation metric, so this is kept out of TRAINING_SPEC: a submission should not lose points for it.

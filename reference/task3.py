@@ -15,6 +15,7 @@ import torch
 from transformers.tokenization_utils_base import PaddingStrategy, PreTrainedTokenizerBase
 
 from reference import compat
+from reference.specs import SEQ2SEQ_SPEC
 from reference.util import Laps, subset
 
 if TYPE_CHECKING:
@@ -27,17 +28,6 @@ MAX_SOURCE_LENGTH = 512
 MAX_TARGET_LENGTH = 16
 COLUMNS = ["input_ids", "attention_mask", "target_ids", "target_attention_mask"]
 
-SEQ2SEQ_SPEC: dict[str, Any] = {
-    "output_dir": "t5-squad",
-    "learning_rate": 1e-4,
-    "weight_decay": 0.01,
-    "seed": 77,
-    "max_steps": 200,
-    "save_steps": 100,
-    "per_device_train_batch_size": 32,
-    "gradient_accumulation_steps": 4,  # 32 x 4 = 128, T5's batch size
-    "remove_unused_columns": False,
-}
 RUNTIME_DEFAULTS: dict[str, Any] = {"report_to": "none"}
 
 # The notebook's two inference examples and the answers it announces.

@@ -264,7 +264,7 @@ import time
 __orig_dump, __orig_dumps, __orig_replace = json.dump, json.dumps, os.replace
 
 
-def __d(value):  # the grader's wire format (grader.kernel_probe.to_data)
+def __d(value):  # the grader's wire format (grader.kernel.probe_runtime.to_data)
     if isinstance(value, dict):
         return {"__dict__": {str(k): __d(v) for k, v in value.items()}, "__type__": "dict"}
     if isinstance(value, (list, tuple)):

@@ -12,10 +12,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 # Probe inputs are drawn from each submission's content and the installation's secret
-# (grader/secret.py); the tests fix the secret so that goldens mean the same on every machine.
+# (grader/steps/secret.py); the tests fix the secret so that goldens mean the same on every machine.
 os.environ.setdefault("GRADER_SECRET", "nbgrade-harness-test-suite")
 # The samples and most tests are Assignment 3's; tests of other packs name theirs.
 os.environ.setdefault("GRADER_RUBRIC", "assignment3")
+
+# The test process reads the offline store, whatever order the tests run in: Hugging Face libraries
+# read their settings once, at import, and a test module may import them before any test grades.
+from grader.kernel.store import activate  # noqa: E402
+
+activate()
 
 
 @pytest.fixture(scope="session")
@@ -25,7 +31,7 @@ def built_store() -> Path:
     Built in a subprocess: the store's environment must be set before transformers and datasets are
     imported, and this test process may have imported them already.
     """
-    from grader.store import check_store, store_root
+    from grader.kernel.store import check_store, store_root
     from reference.store import REQUIRED_IDS
 
     root = store_root()

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.gradebook import Gradebook, SubmissionRecord
-from grader.results import GradeResult, ManualItem, SubtaskScore, write_result
+from grader.course.gradebook import Gradebook, SubmissionRecord
+from grader.steps.results import GradeResult, ManualItem, SubtaskScore, write_result
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ workload = pytest.mark.skipif(not (WORKLOAD / "expected_scores.json").is_file(),
 
 
 def _grade(path: str, out: str) -> dict[str, Any]:
-    from grader.store import activate
+    from grader.kernel.store import activate
 
     activate()
-    from grader.pipeline import GradeOptions, grade_submission
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     return grade_submission(Path(path), Path(out), GradeOptions(rubric="anchor", torch_threads=1)).to_json()
 
@@ -111,9 +111,9 @@ def test_solution_gets_everything_and_the_blank_assignment_nothing(graded: dict[
 
 def _results(values: dict[str, Any], seed: int = 7) -> dict[str, Any]:
     """Each check's result when the probes returned ``values`` (by probe name; absent: no result)."""
-    from grader.checks import CheckContext, collect, run_check
-    from grader.probe import ProbeCall, ProbeOutcome
-    from grader.rubric import load_rubric
+    from grader.pack.rubric import load_rubric
+    from grader.steps.checks import CheckContext, collect, run_check
+    from grader.steps.probe import ProbeCall, ProbeOutcome
 
     rubric = load_rubric("anchor")
     pack = rubric.checks_module
@@ -126,7 +126,7 @@ def _results(values: dict[str, Any], seed: int = 7) -> dict[str, Any]:
 
 
 def _inputs(seed: int = 7) -> dict[str, Any]:
-    from grader.rubric import load_rubric
+    from grader.pack.rubric import load_rubric
 
     rubric = load_rubric("anchor")
     per_subtask = rubric.checks_module.make_inputs(rubric, rubric.probe_plan(), seed, source={})
@@ -136,7 +136,7 @@ def _inputs(seed: int = 7) -> dict[str, Any]:
 def _collated(case: dict[str, Any], pad_id: int | None = None) -> dict[str, Any]:
     import numpy as np
 
-    from grader.probe import from_data
+    from grader.steps.probe import from_data
 
     pad = case["pad_id"] if pad_id is None else pad_id
     longest = max(len(seq) for example in case["features"] for seq in example)

@@ -24,19 +24,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.batch import (
-    BatchOptions,
-    Progress,
-    default_workers,
-    grades_rows,
-    kernel_env,
-    run_batch,
-    summary_table,
-    write_grades_csv,
-)
-from grader.gradebook import Gradebook, ManualScore
-from grader.moodle import Submission, ingest
-from grader.results import (
+from grader.course.batch import run_batch
+from grader.course.gradebook import Gradebook, ManualScore
+from grader.course.moodle import Submission, ingest
+from grader.course.outputs import grades_rows, summary_table, write_grades_csv
+from grader.course.pool import BatchOptions, default_workers, kernel_env
+from grader.course.progress import Progress
+from grader.steps.results import (
     CheckResult,
     GradeResult,
     ManualItem,
@@ -233,8 +227,9 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 import test_batch
-from grader.batch import BatchOptions, run_batch
-from grader.gradebook import Gradebook
+from grader.course.batch import run_batch
+from grader.course.pool import BatchOptions
+from grader.course.gradebook import Gradebook
 src, out = Path({src!r}), Path({out!r})
 with Gradebook(out / "gradebook.sqlite") as gb:
     run_batch(test_batch.subs_for(src), out, test_batch.fake_grade, gb, rubric_hash="r1", options=BatchOptions(workers=2))
@@ -329,7 +324,7 @@ def test_progress_tty_updates_in_place() -> None:
 def test_cli_batch_on_moodle_zip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from test_moodle import make_moodle_zip
 
-    from grader.commands.batch import run
+    from grader.cli.commands.batch import run
 
     zip_path = make_moodle_zip(tmp_path / "download.zip")
     out = tmp_path / "out"
@@ -359,7 +354,7 @@ def test_cli_batch_on_moodle_zip(tmp_path: Path, capsys: pytest.CaptureFixture[s
     # Back to Moodle: the worksheet and the feedback zip.
     from test_moodle import HEADER, make_worksheet
 
-    from grader.commands.export import run as export
+    from grader.cli.commands.export import run as export
 
     sheet = make_worksheet(tmp_path / "worksheet.csv")
     filled = tmp_path / "filled.csv"
@@ -386,8 +381,8 @@ def test_cli_batch_on_moodle_zip(tmp_path: Path, capsys: pytest.CaptureFixture[s
 
 
 def test_overview_page(tmp_path: Path) -> None:
-    from grader.gradebook import SubmissionRecord
-    from grader.overview import check_rates, histogram, write_overview
+    from grader.course.gradebook import SubmissionRecord
+    from grader.reports.overview import check_rates, histogram, write_overview
 
     gb = Gradebook(tmp_path / "gradebook.sqlite")
     for sid, score in (("a", 4), ("b", 3), ("c", 1)):

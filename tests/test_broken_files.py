@@ -20,9 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pools import grading_pool
 
-from grader.notebook import BadInput, LoadedNotebook, load_notebook, neutralize
-from grader.pack import outline_for
-from grader.rubric import load_rubric
+from grader.pack.contract import outline_for
+from grader.pack.rubric import load_rubric
+from grader.steps.notebook import BadInput, LoadedNotebook, load_notebook, neutralize
 
 outline = outline_for(load_rubric("assignment3"))  # Assignment 3's notebook conventions
 
@@ -88,7 +88,7 @@ def test_repaired_notebook_keeps_its_code_and_outline(name: str) -> None:
 
 @pytest.mark.parametrize("name", [param(n) for n in ERRORS])
 def test_bad_input_is_an_error_result_and_no_kernel_starts(name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import grader.pipeline as pipeline
+    import grader.steps.pipeline as pipeline
 
     def no_kernel(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("a kernel was started for a file that is not a notebook")
@@ -128,7 +128,7 @@ def test_odd_json_never_crashes_load_notebook(case: str) -> None:
 
 def test_file_name_that_is_not_utf8_is_bad_input_not_a_crash(tmp_path: Path) -> None:
     """A zip from Moodle can hold a Latin-1 file name: os.fsdecode makes it a lone surrogate."""
-    from grader.pipeline import GradeOptions, grade_submission
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     path = Path(os.fsdecode(os.path.join(os.fsencode(str(tmp_path)), b"caf\xe9.ipynb")))
     path.write_bytes(b"not json")
@@ -204,10 +204,10 @@ def test_load_notebook_never_raises(raw: bytes) -> None:
 
 
 def _grade(path: str, out: str) -> dict[str, Any]:
-    from grader.store import activate
+    from grader.kernel.store import activate
 
     activate()
-    from grader.pipeline import GradeOptions, grade_submission
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     return grade_submission(Path(path), Path(out), GradeOptions(torch_threads=1, cell_timeout=60, deadline=300)).to_json()
 

@@ -24,11 +24,13 @@ import pytest
 from distributed import Client, LocalCluster
 from test_batch import fake_grade, subs_for, write_nb
 
-from grader.batch import BatchOptions, Progress, run_batch
 from grader.cluster.run import ClusterBatch, ClusterError
 from grader.cluster.spec import ClusterSpec
-from grader.gradebook import Gradebook
-from grader.results import Note
+from grader.course.batch import run_batch
+from grader.course.gradebook import Gradebook
+from grader.course.pool import BatchOptions
+from grader.course.progress import Progress
+from grader.steps.results import Note
 
 TESTS = Path(__file__).parent
 
@@ -222,7 +224,7 @@ def test_hung_submission_is_stopped_and_its_worker_restarted(tmp_path: Path) -> 
 
 
 def test_cli_cluster_local(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from grader.commands import batch
+    from grader.cli.commands import batch
 
     src = tmp_path / "src"
     src.mkdir()

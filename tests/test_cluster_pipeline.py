@@ -22,13 +22,16 @@ from typing import Any
 import pytest
 from distributed import Client, LocalCluster
 
-from grader.batch import BatchOptions, Progress, grade_with_pipeline, kernel_env, run_batch
 from grader.cluster.run import ClusterBatch
 from grader.cluster.spec import ClusterSpec
-from grader.gradebook import Gradebook
-from grader.moodle import Submission
-from grader.results import GradeResult
-from grader.rubric import load_rubric
+from grader.course.batch import run_batch
+from grader.course.finish import grade_with_pipeline
+from grader.course.gradebook import Gradebook
+from grader.course.moodle import Submission
+from grader.course.pool import BatchOptions, kernel_env
+from grader.course.progress import Progress
+from grader.pack.rubric import load_rubric
+from grader.steps.results import GradeResult
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "submissions"
@@ -55,7 +58,7 @@ def generated(folder: Path, name: str, code: str) -> Path:
 @pytest.fixture
 def store_env(built_store: Path) -> Iterator[None]:
     """The store activated for this process and the workers it starts; the environment restored after."""
-    from grader.commands.grade import prepare
+    from grader.cli.commands.grade import prepare
 
     saved = dict(os.environ)
     prepare("assignment3")
@@ -82,7 +85,7 @@ def test_cluster_grades_like_the_local_pool_despite_a_killed_worker(tmp_path: Pa
     generated(src, "gen__nothing.ipynb", "answer = 42")
     names = [*BATCH, "gen__tokenizer.ipynb", "gen__nothing.ipynb"]
     subs = [Submission(id=Path(name).stem, notebook=src / name, files=(name,)) for name in names]
-    from grader.pipeline import GradeOptions
+    from grader.steps.pipeline import GradeOptions
 
     options = GradeOptions(rubric="assignment3", env_overrides=kernel_env(1), torch_threads=1,
                            hide_paths=(src.resolve(), tmp_path.resolve()))

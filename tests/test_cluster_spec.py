@@ -126,7 +126,7 @@ def test_missing_required_key_and_unreadable_files(tmp_path: Path) -> None:
 
 
 def test_cli_reports_a_bad_cluster_file_as_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from grader.cli import main
+    from grader.cli.main import main
 
     src = tmp_path / "src"
     src.mkdir()
@@ -139,7 +139,7 @@ def test_cli_reports_a_bad_cluster_file_as_usage_error(tmp_path: Path, capsys: p
 
 
 def test_batch_parser_knows_cluster_and_gpu() -> None:
-    from grader.commands import batch
+    from grader.cli.commands import batch
 
     parser = argparse.ArgumentParser()
     batch.register(parser.add_subparsers())

@@ -1,5 +1,5 @@
-"""Colab, emulated (grader.platforms.colab and grader.notebook.neutralize), and kernel environments
-declared by a rubric (grader.kernel_env): unit tests that run no notebook."""
+"""Colab, emulated (grader.kernel.platforms.colab and grader.steps.notebook.neutralize), and kernel environments
+declared by a rubric (grader.kernel.envs): unit tests that run no notebook."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import kernel_env
-from grader.notebook import neutralize
-from grader.platforms import colab
-from grader.rubric import RubricError, load_rubric
+from grader.kernel import envs as kernel_env
+from grader.kernel.platforms import colab
+from grader.pack.rubric import RubricError, load_rubric
+from grader.steps.notebook import neutralize
 
 
 def _nb(*sources: str) -> nbformat.NotebookNode:
@@ -58,7 +58,7 @@ def test_google_colab_imports_and_does_nothing(tmp_path: Path) -> None:
     """The stand-in package, in a fresh interpreter with the kernel's import path: every call works,
     prints what Colab prints, and records a note for the report's Colab group."""
     code = (
-        "import grader.kernel_runtime as kc\n"
+        "import grader.kernel.runtime as kc\n"
         "from google.colab import drive, files, userdata\n"
         "import google.protobuf\n"  # the real google namespace package is still there
         "drive.mount('/content/drive')\n"

@@ -25,10 +25,10 @@ pytestmark = pytest.mark.slow
 
 
 def _grade(path: str, out: str) -> dict[str, Any]:
-    from grader.store import activate
+    from grader.kernel.store import activate
 
     activate()
-    from grader.pipeline import GradeOptions, grade_submission
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     result = grade_submission(Path(path), Path(out), GradeOptions(torch_threads=1))
     return result.to_json()

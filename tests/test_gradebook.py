@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.gradebook import (
+from grader.course.gradebook import (
     Gradebook,
     ManualScore,
     SubmissionRecord,
@@ -17,8 +17,15 @@ from grader.gradebook import (
     run_is_complete,
     subtask_order,
 )
-from grader.results import CheckResult, GradeResult, ManualItem, SubtaskScore, result_from_json, write_result
-from grader.score import apply_manual, manual_scored, rescore_result
+from grader.steps.results import (
+    CheckResult,
+    GradeResult,
+    ManualItem,
+    SubtaskScore,
+    result_from_json,
+    write_result,
+)
+from grader.steps.score import apply_manual, manual_scored, rescore_result
 
 
 def graded(sid: str = "s1", *, passed: bool = True) -> GradeResult:
@@ -95,7 +102,7 @@ def test_apply_manual_keeps_unscored_apart_from_zero() -> None:
     r = graded()
     assert apply_manual(r, {}).manual_points is None
     scored = apply_manual(r, {"1.1": ManualScore(0.0, "nothing right", 3.0)})
-    assert scored.manual_points is None  # as grader.score: not every item is scored yet
+    assert scored.manual_points is None  # as grader.steps.score: not every item is scored yet
     assert manual_scored(scored) == 0.0
     assert scored.subtasks["1.1"].manual_points == 0.0  # its only item is scored: zero, not None
     assert scored.subtasks["2.1"].manual_points is None  # 2.1.fields not scored yet

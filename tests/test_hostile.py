@@ -40,7 +40,7 @@ PROBE_TIMEOUT = 60.0  # not a GradeOptions setting: a copy of the rubric carries
 SLACK = 45.0  # kernel start and stop, probes, compare and reports come on top of the cells' deadline
 STRAY_GRACE = 5.0  # a SIGKILLed process may take a moment to disappear from /proc
 SECRET_ENV = "AWS_SECRET_ACCESS_KEY"  # a credential a grading machine may well have in its environment
-EPHEMERAL_UIDS = range(2_100_000_000, 2_101_000_000)  # grader.sandbox._EPHEMERAL_UIDS
+EPHEMERAL_UIDS = range(2_100_000_000, 2_101_000_000)  # grader.kernel.sandbox._EPHEMERAL_UIDS
 
 # the slowest first, so that two workers finish together
 ORDER = ["infinite-loop-ignores-sigint", "infinite-loop", "sigkill-self", "fork-bomb", "snoop-files"]
@@ -49,7 +49,7 @@ ORDER = ["infinite-loop-ignores-sigint", "infinite-loop", "sigkill-self", "fork-
 def _bwrap_usable() -> bool:
     if not sys.platform.startswith("linux"):
         return False
-    from grader.sandbox import probe_capabilities
+    from grader.kernel.sandbox import probe_capabilities
 
     return bool(probe_capabilities().get("bwrap"))
 
@@ -117,12 +117,12 @@ def leftovers(markers: tuple[str, ...], uids: tuple[int, ...], grace: float = ST
 
 
 def grade_hostile(path: str, out: str, work_root: str, marker: str, hide: tuple[str, ...], port: int) -> dict[str, Any]:
-    from grader.store import activate
+    from grader.kernel.store import activate
 
     activate()
-    import grader.sandbox
-    from grader.pipeline import GradeOptions, grade_submission
-    from grader.rubric import load_rubric
+    import grader.kernel.sandbox
+    from grader.pack.rubric import load_rubric
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     rubric = load_rubric("assignment3")
     rubric = replace(rubric, limits=replace(rubric.limits, probe_timeout=PROBE_TIMEOUT))
@@ -133,7 +133,7 @@ def grade_hostile(path: str, out: str, work_root: str, marker: str, hide: tuple[
     )
     # watch (not change) which uids the kernels get, to look for their processes afterwards
     uids: list[int] = []
-    make = grader.sandbox.make_kernel_manager
+    make = grader.kernel.sandbox.make_kernel_manager
 
     def spy(*args: Any, **kwargs: Any) -> Any:
         km, report = make(*args, **kwargs)
@@ -141,12 +141,12 @@ def grade_hostile(path: str, out: str, work_root: str, marker: str, hide: tuple[
             uids.append(km.kernel_uid)
         return km, report
 
-    grader.sandbox.make_kernel_manager = spy  # type: ignore[assignment]
+    grader.kernel.sandbox.make_kernel_manager = spy  # type: ignore[assignment]
     t0 = time.monotonic()
     try:
         result = grade_submission(Path(path), Path(out), options, rubric)
     finally:
-        grader.sandbox.make_kernel_manager = make  # type: ignore[assignment]
+        grader.kernel.sandbox.make_kernel_manager = make  # type: ignore[assignment]
     wall = time.monotonic() - t0
     workdirs = sorted(Path(work_root).glob("grader-work-*"))
     return {

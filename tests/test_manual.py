@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from grader.gradebook import Gradebook, SubmissionRecord
-from grader.manual import COLUMNS, export_sheet, import_sheet, parse_points, refresh_outputs
-from grader.results import GradeResult, ManualItem, SubtaskScore, result_from_json, write_result
+from grader.course.gradebook import Gradebook, SubmissionRecord
+from grader.course.manual import COLUMNS, export_sheet, import_sheet, parse_points, refresh_outputs
+from grader.steps.results import GradeResult, ManualItem, SubtaskScore, result_from_json, write_result
 
 
 def result(sid: str) -> GradeResult:
@@ -126,7 +126,7 @@ def test_yaml_round_trip(book: Gradebook, tmp_path: Path) -> None:
 
 
 def test_open_only_export(book: Gradebook, tmp_path: Path) -> None:
-    from grader.gradebook import ManualScore
+    from grader.course.gradebook import ManualScore
 
     book.set_manual("1234567", "1.1", ManualScore(1.0, "", 3.0), source="t")
     sheet = tmp_path / "open.csv"
@@ -145,7 +145,7 @@ def test_parse_points_rejects(value: object) -> None:
 
 
 def test_cli_import_exit_code(book: Gradebook, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from grader.commands.manual import run_export, run_import
+    from grader.cli.commands.manual import run_export, run_import
 
     sheet = tmp_path / "sheet.csv"
     book.close()

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.moodle import (
+from grader.course.moodle import (
     FeedbackEntry,
     WorksheetGrade,
     feedback_folder_name,

@@ -1,5 +1,5 @@
 """``grader new-pack``: a pack scaffolded from a solution's marked cells loads, validates, and gives no
-points until its checks are written (``grader.marks``, ``grader.scaffold``, ``grader.commands.new_pack``)."""
+points until its checks are written (``grader.pack.marks``, ``grader.pack.scaffold``, ``grader.cli.commands.new_pack``)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.checks import CheckContext, run_check
-from grader.cli import EXIT_OK, EXIT_USAGE, main
-from grader.marks import find_marks, outline_by_marks
-from grader.pack import open_pack
-from grader.probe import ProbeCall, ProbeOutcome
-from grader.rubric import load_rubric
-from grader.scaffold import NOT_WRITTEN, plan
+from grader.cli.main import EXIT_OK, EXIT_USAGE, main
+from grader.pack.contract import open_pack
+from grader.pack.marks import find_marks, outline_by_marks
+from grader.pack.rubric import load_rubric
+from grader.pack.scaffold import NOT_WRITTEN, plan
+from grader.steps.checks import CheckContext, run_check
+from grader.steps.probe import ProbeCall, ProbeOutcome
 
 REPO = Path(__file__).resolve().parent.parent
 ANCHOR = Path(os.environ.get("ANCHOR_WORKLOAD", REPO.parent / "shared" / "anchor-workload")) / "solution.ipynb"
@@ -136,7 +136,7 @@ def test_scaffold_from_the_anchor_solution(tmp_path: Path) -> None:
 def test_the_scaffold_grades_the_anchor_solution_with_no_points(tmp_path: Path, built_store: Path) -> None:
     """Through the real pipeline (sandboxed kernel): the stub probes run in the kernel and return
     what the notebook defined; every stub check fails, saying it is not written yet."""
-    from grader.pipeline import GradeOptions, grade_submission
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     out = _scaffold(tmp_path, ANCHOR)
     result = grade_submission(ANCHOR, tmp_path / "graded", GradeOptions(rubric=out, torch_threads=1))

@@ -7,9 +7,9 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.notebook import LoadedNotebook, load_notebook, neutralize
-from grader.pack import outline_for
-from grader.rubric import load_rubric
+from grader.pack.contract import outline_for
+from grader.pack.rubric import load_rubric
+from grader.steps.notebook import LoadedNotebook, load_notebook, neutralize
 
 outline = outline_for(load_rubric("assignment3"))  # Assignment 3's notebook conventions
 

@@ -1,4 +1,4 @@
-"""The rubric pack contract (``grader.pack``, ``grader.pack_validate``).
+"""The rubric pack contract (``grader.pack.contract``, ``grader.pack.validate``).
 
 Two halves, as huggingface/evaluate tests its metrics: a contract test that walks every folder
 under ``rubrics/`` and holds each pack to what the pipeline assumes of it, and one test per kind of
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from grader.pack import open_pack, outline_for
-from grader.pack_validate import PackError, read_probes
-from grader.rubric import RUBRICS_DIR, RubricError, load_rubric
+from grader.pack.contract import open_pack, outline_for
+from grader.pack.rubric import RUBRICS_DIR, RubricError, load_rubric
+from grader.pack.validate import PackError, read_probes
 
 REPO = Path(__file__).resolve().parent.parent
 PACKS = sorted(d for d in RUBRICS_DIR.iterdir() if (d / "rubric.yaml").is_file())
@@ -42,9 +42,9 @@ def test_pack_loads_and_every_join_holds(folder: Path) -> None:
 
 INPUTS_SCRIPT = """
 import hashlib, json, sys
-from grader.store import activate
+from grader.kernel.store import activate
 activate()
-from grader.rubric import load_rubric
+from grader.pack.rubric import load_rubric
 rubric = load_rubric(sys.argv[1])
 plan = rubric.probe_plan()
 digests = []
@@ -100,7 +100,7 @@ def second(ns, inputs):
     return ns["y"]
 """
 CHECKS = """\
-from grader.checks import Verdict, check
+from grader.steps.checks import Verdict, check
 
 
 def make_inputs(rubric, plan, seed, source):
@@ -150,7 +150,7 @@ def test_the_valid_pack_loads(tmp_path: Path) -> None:
     pack = open_pack(rubric)
     assert set(pack.check_functions) == {"a.one", "b.two"}
     assert {n: [d.section for d in defs] for n, defs in pack.probes.items()} == {"shared": [""], "first": ["a"], "second": ["b"]}
-    from grader.marks import outline_by_marks
+    from grader.pack.marks import outline_by_marks
 
     assert pack.outline is outline_by_marks  # no conventions.py: cells by their # [subtask] marks
 
@@ -277,7 +277,7 @@ def test_a_store_entry_that_is_not_module_colon_function(tmp_path: Path) -> None
 
 def test_conventions_are_the_packs_outline(tmp_path: Path) -> None:
     folder = make_pack(tmp_path, extra={"conventions.py": """\
-        from grader.marks import outline_by_marks
+        from grader.pack.marks import outline_by_marks
 
 
         def outline(nb):
@@ -333,7 +333,7 @@ def test_a_shim_that_is_not_in_the_pack(tmp_path: Path) -> None:
 def test_the_shims_reach_a_kernel_through_the_preamble(tmp_path: Path) -> None:
     """The pack's shim patches a module when it is imported after the preamble, and its note is kept."""
     shim = '''
-import grader.kernel_runtime as runtime
+import grader.kernel.runtime as runtime
 
 def _patch(module):
     module.GRADER_PATCHED = True
@@ -346,7 +346,7 @@ PATCHES = {"json.decoder": _patch}
     assert rubric.kernel.imports == ("json",)
     code = rubric.kernel_preamble + (
         "import sys\nassert 'shim' not in dir()\n"
-        "import json.decoder\nrt = sys.modules['grader.kernel_runtime']\n"
+        "import json.decoder\nrt = sys.modules['grader.kernel.runtime']\n"
         "print(json.decoder.GRADER_PATCHED, dict(rt.DRIFT))\n")
     proc = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + code],
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)

@@ -25,13 +25,13 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_the_packs_and_the_platform_files_are_installed(installed: Path) -> None:
     for rel in ("rubrics/assignment3/rubric.yaml", "rubrics/assignment3/probes.py", "rubrics/assignment3/conventions.py",
-                "rubrics/anchor/rubric.yaml", "grader/platforms/colab/site/google/colab/drive.py",
-                "grader/platforms/colab/bin/nvidia-smi", "grader/templates/report.html.j2", "grader/review/static/review.js"):
+                "rubrics/anchor/rubric.yaml", "grader/kernel/platforms/colab/site/google/colab/drive.py",
+                "grader/kernel/platforms/colab/bin/nvidia-smi", "grader/reports/templates/report.html.j2", "grader/review/static/review.js"):
         assert (installed / rel).is_file(), rel
 
 
 def test_an_installed_grader_loads_its_packs(installed: Path, tmp_path: Path) -> None:
-    code = ("from grader.rubric import load_rubric, installed_packs, RUBRICS_DIR\n"
+    code = ("from grader.pack.rubric import load_rubric, installed_packs, RUBRICS_DIR\n"
             "r = load_rubric('assignment3')\n"
             "print(sorted(installed_packs()), RUBRICS_DIR, len(r.checks), r.checks_module.__name__)\n")
     env = {**os.environ, "PYTHONPATH": str(installed)}

@@ -50,18 +50,18 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(not REAL.is_dir(), reason="..
 
 
 def _grade(path: str, out: str, env: str) -> dict[str, Any]:
-    from grader.store import activate
+    from grader.kernel.store import activate
 
     activate()
-    from grader.pipeline import GradeOptions, grade_submission
+    from grader.steps.pipeline import GradeOptions, grade_submission
 
     return grade_submission(Path(path), Path(out), GradeOptions(torch_threads=1, kernel_env=env)).to_json()
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory: pytest.TempPathFactory, built_store: Path) -> dict[tuple[str, str], dict[str, Any]]:
-    from grader.kernel_env import is_built
-    from grader.rubric import load_rubric
+    from grader.kernel.envs import is_built
+    from grader.pack.rubric import load_rubric
 
     rubric = load_rubric("assignment3")
     missing = [e for e in ENVS if not is_built(rubric.kernel.env(e))]

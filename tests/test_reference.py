@@ -190,8 +190,7 @@ def _store_root(request: pytest.FixtureRequest) -> Path:
 
 @pytest.fixture(scope="module")
 def probe(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from grader import store
-
+    from grader.kernel import store
     root = _store_root(request)
     scratch = tmp_path_factory.mktemp("hf-scratch")
     if hasattr(store, "prepare_scratch"):

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from review_fixtures import ItemSpec, make_gradebook
 
-from grader.gradebook import Gradebook, ManualScore, StaleEdit
-from grader.manual import COLUMNS, export_sheet, import_sheet
+from grader.course.gradebook import Gradebook, ManualScore, StaleEdit
+from grader.course.manual import COLUMNS, export_sheet, import_sheet
 from grader.review.clustering import Group
 from grader.review.data import Answer, is_no_answer, load_review
 from grader.review.markdown import render_markdown
@@ -221,7 +221,7 @@ def test_token_gate_headers_and_save_api(book: Path) -> None:
 
 
 def test_cli_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from grader.cli import build_parser, main
+    from grader.cli.main import build_parser, main
     from grader.review.clustering import DEFAULT_THRESHOLD
 
     review_help = build_parser()._subparsers._group_actions[0].choices["review"].format_help()  # type: ignore[union-attr]

@@ -1,4 +1,4 @@
-"""``grader.safe``: ids, terminal text and spreadsheet cells made from what students control."""
+"""``grader.safety.escape``: ids, terminal text and spreadsheet cells made from what students control."""
 
 from __future__ import annotations
 
@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from grader.safe import FALLBACK_ID, csv_cell, csv_uncell, is_plain_number, safe_id, terminal_safe, unique_ids
+from grader.safety.escape import (
+    FALLBACK_ID,
+    csv_cell,
+    csv_uncell,
+    is_plain_number,
+    safe_id,
+    terminal_safe,
+    unique_ids,
+)
 
 ID_SHAPE = re.compile(r"[\w(][\w\-.()+, ]*")
 

@@ -24,8 +24,14 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import DeadKernelError
 
-from grader import sandbox
-from grader.sandbox import SandboxPolicy, SandboxReport, make_kernel_manager, probe_capabilities, stop_kernel
+from grader.kernel import sandbox
+from grader.kernel.sandbox import (
+    SandboxPolicy,
+    SandboxReport,
+    make_kernel_manager,
+    probe_capabilities,
+    stop_kernel,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CAPS = probe_capabilities() if sys.platform.startswith("linux") else {}

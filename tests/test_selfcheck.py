@@ -8,10 +8,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell
 
-from grader.execute import ExecConfig, run
-from grader.notebook import neutralize
-from grader.pack import outline_for
-from grader.rubric import load_rubric
+from grader.pack.contract import outline_for
+from grader.pack.rubric import load_rubric
+from grader.steps.execute import ExecConfig, run
+from grader.steps.notebook import neutralize
 
 outline = outline_for(load_rubric("assignment3"))  # Assignment 3's notebook conventions
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def _run_until_2_1_then(nb_path: Path, code: str, built_store: Path, tmp_path: Path) -> str:
-    from grader.store import prepare_scratch, store_env
+    from grader.kernel.store import prepare_scratch, store_env
 
     nb, _ = neutralize(nbformat.read(nb_path, as_version=4))
     sections = outline(nb).sections

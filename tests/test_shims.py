@@ -1,5 +1,5 @@
 """Assignment 3's shims (``rubrics/assignment3/shims.py``), loaded by the pack's real kernel
-preamble (``Rubric.kernel_preamble``, ``grader.kernel_runtime``): course-era code runs under
+preamble (``Rubric.kernel_preamble``, ``grader.kernel.runtime``): course-era code runs under
 transformers 5 / datasets 5, the machine has no GPU and no Hub, and each translation is noted.
 
 Runs in a subprocess: the shims install an import hook, which must see the first import of the
@@ -16,13 +16,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def _preamble() -> str:
-    from grader.rubric import load_rubric
+    from grader.pack.rubric import load_rubric
 
     return load_rubric("assignment3").kernel_preamble
 
 SCRIPT = r'''
 import json, os
-import grader.kernel_runtime as gk
+import grader.kernel.runtime as gk
 from datasets import load_dataset, load_metric          # removed in datasets 3
 from transformers import TrainingArguments, Seq2SeqTrainingArguments, AdamW, AutoTokenizer
 import torch
@@ -43,7 +43,7 @@ print("JSON" + json.dumps(out))
 
 
 def test_course_era_api_runs_and_is_noted(built_store: Path) -> None:
-    from grader.store import store_env
+    from grader.kernel.store import store_env
 
     env = {**store_env(built_store), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", _preamble() + SCRIPT], capture_output=True, text=True, env=env, cwd=REPO, timeout=300)
@@ -59,7 +59,7 @@ def test_course_era_api_runs_and_is_noted(built_store: Path) -> None:
 
 MACHINE = r'''
 import json, os
-import grader.kernel_runtime as gk
+import grader.kernel.runtime as gk
 import torch
 from transformers import AutoModel, AutoModelForMultipleChoice, TrainingArguments
 out = {}
@@ -79,7 +79,7 @@ print("JSON" + json.dumps(out))
 
 
 def _run_in(python: str, script: str, built_store: Path) -> dict[str, object]:
-    from grader.store import store_env
+    from grader.kernel.store import store_env
 
     env = {**store_env(built_store), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO),
            "GRADER_STORE_MODELS": "distilbert-base-uncased,bert-base-uncased,t5-small"}
@@ -89,8 +89,8 @@ def _run_in(python: str, script: str, built_store: Path) -> dict[str, object]:
 
 
 def _pythons() -> list[str]:
-    from grader.kernel_env import interpreter, is_built
-    from grader.rubric import load_rubric
+    from grader.kernel.envs import interpreter, is_built
+    from grader.pack.rubric import load_rubric
 
     return [str(interpreter(e)) for e in load_rubric("assignment3").kernel.envs if is_built(e)]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from grader.similarity import code_tokens, defined_names, find_similar, load_report, write_report
+from grader.course.similarity import code_tokens, defined_names, find_similar, load_report, write_report
 
 TEMPLATE_CODE = [
     "import numpy as np\nimport torch\nfrom datasets import load_dataset\nswag = load_dataset('swag', 'regular')\nprint(swag['train'][0])",

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from grader.checks import CheckContext, Missing, Verdict, collect, run_check
-from grader.kernel_probe import to_data
-from grader.probe import ProbeCall, ProbeOutcome, build_cell, from_data, read_results
-from grader.render import render_reports
-from grader.results import CheckResult, GradeResult, ManualItem, result_from_json
-from grader.rubric import RUBRICS_DIR, CheckSpec, RubricError, load_rubric
-from grader.score import score
+from grader.kernel.probe_runtime import to_data
+from grader.pack.rubric import RUBRICS_DIR, CheckSpec, RubricError, load_rubric
+from grader.reports.render import render_reports
+from grader.steps.checks import CheckContext, Missing, Verdict, collect, run_check
+from grader.steps.probe import ProbeCall, ProbeOutcome, build_cell, from_data, read_results
+from grader.steps.results import CheckResult, GradeResult, ManualItem, result_from_json
+from grader.steps.score import score
 
 RUBRIC = load_rubric("assignment3")
 REPO = Path(__file__).resolve().parent.parent
@@ -153,7 +153,7 @@ def test_a_forged_or_foreign_result_file_is_no_result(tmp_path: Path) -> None:
 
 
 def test_probe_cell_runs_the_probes_and_writes_the_token(tmp_path: Path) -> None:
-    from grader.probe import ProbeRequest
+    from grader.steps.probe import ProbeRequest
 
     out = tmp_path / "probe.json"
     cell = build_cell(ProbeRequest("PROBES = {'double': lambda ns, inp: ns['x'] * inp['k']}", ("double", "absent"), {"double": {"k": 2}}), out, "tok123")
@@ -198,7 +198,7 @@ def test_result_json_round_trips(tmp_path: Path) -> None:
 
 
 def test_a_grader_failure_is_its_own_status_never_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import grader.pipeline as pipeline
+    import grader.steps.pipeline as pipeline
 
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the harness broke")
@@ -214,7 +214,7 @@ def test_a_grader_failure_is_its_own_status_never_points(tmp_path: Path, monkeyp
 
 
 def test_a_bad_file_is_bad_input_named_in_the_result(tmp_path: Path) -> None:
-    import grader.pipeline as pipeline
+    import grader.steps.pipeline as pipeline
 
     bad = tmp_path / "student.ipynb"
     bad.write_text('{"cells": [')
@@ -226,8 +226,8 @@ def test_a_bad_file_is_bad_input_named_in_the_result(tmp_path: Path) -> None:
 def test_a_kernel_without_the_graders_shims_is_a_grader_error_not_a_zero(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """If the set-up code cannot run in the kernel (say the grader package is not visible there),
     the notebook must not be graded without the shims and the training cap."""
-    import grader.pipeline as pipeline
-    from grader.rubric import Rubric
+    import grader.steps.pipeline as pipeline
+    from grader.pack.rubric import Rubric
 
     monkeypatch.setattr(Rubric, "kernel_preamble", property(lambda self: "import grader_package_that_is_not_there\n"))
     r = pipeline.grade_submission(REPO / "submissions" / "zero__blank-template.ipynb", tmp_path, pipeline.GradeOptions(sandbox=False))
@@ -237,8 +237,8 @@ def test_a_kernel_without_the_graders_shims_is_a_grader_error_not_a_zero(tmp_pat
 
 def test_a_batch_pipeline_leaves_result_json_to_the_batch(tmp_path: Path) -> None:
     """In a batch the pipeline renders the reports but does not write result.json: the batch writes
-    it once, with the submission's notes and manual scores (``grader.batch._record``)."""
-    import grader.pipeline as pipeline
+    it once, with the submission's notes and manual scores (``grader.course.batch._record``)."""
+    import grader.steps.pipeline as pipeline
 
     bad = tmp_path / "bad.ipynb"
     bad.write_text("{ not json", encoding="utf-8")

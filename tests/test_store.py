@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from grader.store import (
+from grader.kernel.store import (
     MANIFEST,
     Entry,
     FileRecord,
@@ -100,9 +100,9 @@ def test_every_kernel_environment_reads_the_store(env: str, built_store: Path, t
     """The store's files are written in forms every declared environment reads: transformers 4.35 and
     tokenizers 0.15 cannot read a T5 tokenizer.json written today, datasets 2.16 cannot read list
     features spelt the 4.x way."""
-    from grader.kernel_env import interpreter, is_built
-    from grader.rubric import load_rubric
-    from grader.store import prepare_scratch, store_env
+    from grader.kernel.envs import interpreter, is_built
+    from grader.kernel.store import prepare_scratch, store_env
+    from grader.pack.rubric import load_rubric
 
     spec = load_rubric("assignment3").kernel.env(env)
     if not is_built(spec):
@@ -219,7 +219,7 @@ def test_cli_fetch_fails_clearly_without_network(tmp_path: Path) -> None:
 
 def test_activate_before_import_sets_offline_cache(tmp_path: Path) -> None:
     code = f"""
-        from grader.store import activate
+        from grader.kernel.store import activate
         activate({str(tmp_path)!r})
         import huggingface_hub.constants as c, datasets.config as d
         print(c.HF_HUB_OFFLINE, c.HF_HUB_CACHE, d.HF_DATASETS_CACHE)
@@ -232,7 +232,7 @@ def test_activate_before_import_sets_offline_cache(tmp_path: Path) -> None:
 def test_activate_after_import_with_other_settings_raises(tmp_path: Path) -> None:
     code = f"""
         from huggingface_hub import constants  # reads HF_HOME now
-        from grader.store import StoreActivationError, activate
+        from grader.kernel.store import StoreActivationError, activate
         try:
             activate({str(tmp_path)!r})
         except StoreActivationError as exc:

@@ -1,4 +1,4 @@
-"""``grader.untrusted`` and the probe reader built on it: files, nesting and arrays the kernel chose.
+"""``grader.safety.untrusted`` and the probe reader built on it: files, nesting and arrays the kernel chose.
 
 No kernel runs here. Each refusal has a control: the same call on honest input succeeds, so a test
 cannot pass because everything is refused.
@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from grader.kernel_probe import to_data
-from grader.probe import from_data, read_results
-from grader.untrusted import (
+from grader.kernel.probe_runtime import to_data
+from grader.safety.untrusted import (
     MAX_ARRAY_ELEMENTS,
     ElementBudget,
     Refused,
@@ -28,6 +27,7 @@ from grader.untrusted import (
     parse_json,
     read_bytes,
 )
+from grader.steps.probe import from_data, read_results
 
 TOKEN = "f" * 32
 

@@ -1,4 +1,4 @@
-"""Kernels warmed ahead (grader.warm): isolation as strict as without, grades the same.
+"""Kernels warmed ahead (grader.kernel.warm): isolation as strict as without, grades the same.
 
 What could go wrong, each checked here: a kernel serving two submissions, a warmed kernel carrying
 anything of a submission (a name, a file, its history), a warmed kernel differing from a cold one,
@@ -22,11 +22,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from grader import execute
-from grader.execute import ExecConfig
-from grader.kernel import GradingKernel, KernelReused
-from grader.kernel_setup import KernelSetup
-from grader.warm import KernelWarmer
+from grader.kernel.lifecycle import GradingKernel, KernelReused
+from grader.kernel.setup import KernelSetup
+from grader.kernel.warm import KernelWarmer
+from grader.steps import execute
+from grader.steps.execute import ExecConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -42,7 +42,7 @@ print(json.dumps({
     "files": sorted(os.listdir(".")),
     "warm_import": "decimal" in sys.modules,
     "capped": os.environ.get("GRADER_MAX_TRAIN_STEPS"),
-    "compat": "grader.kernel_runtime" in sys.modules,
+    "compat": "grader.kernel.runtime" in sys.modules,
     "seen_before": os.path.exists("mark") or "LEAK" in ip.user_ns,
 }))
 print(json.dumps({"pid": os.getpid(), "uid": os.getuid()}))
@@ -52,7 +52,7 @@ LEAK = 1
 
 
 def _sandbox_usable() -> bool:
-    from grader.sandbox import probe_capabilities
+    from grader.kernel.sandbox import probe_capabilities
 
     caps = probe_capabilities()
     return caps["bwrap"] and caps["root"]
@@ -63,7 +63,7 @@ def light_setup(tmp_path: Path, sandbox: bool) -> KernelSetup:
     (tmp_path / "empty-store" / "hf").mkdir(parents=True, exist_ok=True)
     policy = None
     if sandbox:
-        from grader.sandbox import SandboxPolicy
+        from grader.kernel.sandbox import SandboxPolicy
 
         policy = SandboxPolicy(expose_paths=(REPO / "grader",))
     config = ExecConfig(cell_timeout=60, deadline=120, torch_threads=1, sandbox=policy, imports=("decimal",))
@@ -99,9 +99,9 @@ def test_a_kernel_serves_exactly_one_submission(tmp_path: Path) -> None:
 
 
 def test_every_submission_of_a_batch_has_the_same_setup_and_it_names_none(tmp_path: Path, built_store: Path) -> None:
-    from grader.kernel_setup import kernel_setup
-    from grader.pipeline import GradeOptions
-    from grader.rubric import load_rubric
+    from grader.kernel.setup import kernel_setup
+    from grader.pack.rubric import load_rubric
+    from grader.steps.pipeline import GradeOptions
 
     rubric = load_rubric("assignment3")
     source = tmp_path / "submissions"
@@ -182,7 +182,7 @@ def test_each_submission_gets_a_fresh_kernel_that_is_discarded_after_it(tmp_path
     if sandbox:
         uids = [w["uid"] for w in seen]
         assert len(set(uids)) == 3 and 0 not in uids  # one fresh unprivileged uid per kernel
-        from grader.sandbox import count_user_tasks
+        from grader.kernel.sandbox import count_user_tasks
 
         assert all(count_user_tasks(uid) == 0 for uid in uids)  # nothing of any kernel still runs
     else:

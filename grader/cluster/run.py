@@ -37,19 +37,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from grader.batch import (
-    BatchOptions,
-    GradeFn,
-    Outcome,
-    Progress,
-    default_workers,
-    harness_error_result,
-    kernel_env,
-)
 from grader.cluster.spec import ClusterSpec
 from grader.cluster.task import Job, Shipped, grade_remote, safe_relative, worker_report
-from grader.moodle import Submission
-from grader.results import Note, result_from_json
+from grader.course.finish import harness_error_result
+from grader.course.moodle import Submission
+from grader.course.pool import BatchOptions, GradeFn, Outcome, default_workers, kernel_env
+from grader.course.progress import Progress
+from grader.steps.results import Note, result_from_json
 
 log = logging.getLogger("grader")
 

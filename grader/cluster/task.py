@@ -26,8 +26,10 @@ from typing import Any
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from grader.batch import GradeFn, finish_result, rerender_reports
-from grader.moodle import Submission
+from grader.course.finish import finish_result
+from grader.course.moodle import Submission
+from grader.course.outputs import rerender_reports
+from grader.course.pool import GradeFn
 
 # what a worker ships back at most per submission: reports are small; a runaway log is not sent whole
 MAX_FILE_BYTES = 32 * 2**20
@@ -88,15 +90,14 @@ def _job_folder(warm_kernels: bool, more: bool) -> Path:
     """An empty folder for one job.
 
     A worker of one thread grades one submission at a time, like a process of the local pool: it
-    warms kernels ahead the same way (``grader.warm``), and its jobs reuse one folder, emptied each
+    warms kernels ahead the same way (``grader.kernel.warm``), and its jobs reuse one folder, emptied each
     time, because a kernel is booted for a setup that names the folder it hides (the submission's)
     and a new folder per job would throw every warmed kernel away. Elsewhere each job gets a folder
     of its own (several run at once).
     """
     if not (warm_kernels and _single_threaded() and _warm_enabled()):
         return Path(tempfile.mkdtemp(prefix="grader-dask-"))
-    from grader import warm
-
+    from grader.kernel import warm
     if hasattr(warm, "expect_more"):  # as the pool does: no kernel booted for a submission that will not come
         warm.expect_more(more)
     root = Path(tempfile.gettempdir()) / f"grader-dask-{os.getpid()}"
@@ -123,7 +124,7 @@ def _warm_enabled() -> bool:
     try:
         from distributed import get_worker
 
-        from grader import warm
+        from grader.kernel import warm
     except ImportError:
         return False
     get_worker().plugins.setdefault("grader-warm-kernels", _WarmShutdown())
@@ -137,8 +138,7 @@ class _WarmShutdown(WorkerPlugin):
     async def teardown(self, worker: Any) -> None:
         import asyncio
 
-        from grader import warm
-
+        from grader.kernel import warm
         await asyncio.to_thread(warm.shutdown)
 
 
@@ -188,8 +188,8 @@ def worker_report(rubric: str | None, kernel_env: str | None = None) -> dict[str
     info: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(), "grader": grader.__version__,
                             "store": "", "store_path": "", "rubric_hash": "", "rubric_error": "", "kernel_env": "ok"}
     try:
-        from grader.kernel_env import interpreter
-        from grader.rubric import load_rubric
+        from grader.kernel.envs import interpreter
+        from grader.pack.rubric import load_rubric
 
         settings = getattr(load_rubric(rubric), "kernel", None)
         if settings is not None:  # None: a grader whose kernels run on the worker's own Python
@@ -199,7 +199,7 @@ def worker_report(rubric: str | None, kernel_env: str | None = None) -> dict[str
     except Exception as exc:  # noqa: BLE001 - EnvMissing names the command that builds it
         info["kernel_env"] = str(exc) or type(exc).__name__
     try:
-        from grader.store import check_store, store_root
+        from grader.kernel.store import check_store, store_root
 
         root = store_root()
         info["store_path"] = str(root)
@@ -208,7 +208,7 @@ def worker_report(rubric: str | None, kernel_env: str | None = None) -> dict[str
     except Exception as exc:  # noqa: BLE001 - reported, not raised
         info["store"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     try:
-        from grader.rubric import load_rubric
+        from grader.pack.rubric import load_rubric
 
         info["rubric_hash"] = load_rubric(rubric).fingerprint(kernel_env)
     except Exception as exc:  # noqa: BLE001

@@ -3,7 +3,7 @@
 Why a page and not only the CSV/YAML sheet: a TA reads one question at a time, every student's
 answer under the reference answer and the rubric's bullets, scores with the keyboard, and reads
 the same reasoning once instead of thirty times (answers are grouped by meaning). Both routes read
-and write the same gradebook rows (``grader.gradebook``), and after every change the same code as
+and write the same gradebook rows (``grader.course.gradebook``), and after every change the same code as
 ``grader manual import`` brings result.json, the reports, grades.csv and the overview up to date.
 
 Modules, in the order a request meets them:

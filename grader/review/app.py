@@ -28,7 +28,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from grader.gradebook import Gradebook
+from grader.course.gradebook import Gradebook
 from grader.review import suggest
 from grader.review.clustering import DEFAULT_THRESHOLD, Embedder, Grouping, MiniLM, group_answers
 from grader.review.data import Answer, ItemInfo, ReviewData, load_review

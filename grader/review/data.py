@@ -3,7 +3,7 @@
 Nothing here knows an assignment: the items are whatever manual items the graded results carry
 (their order and the official rubric's bullets come from the rubric pack when it can be loaded).
 Each answer carries the version of its gradebook cell, so that the page can say which version an
-edit was made on (``grader.gradebook.StaleEdit``).
+edit was made on (``grader.course.gradebook.StaleEdit``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from grader.gradebook import Entry, Gradebook, ManualScore, subtask_order
+from grader.course.gradebook import Entry, Gradebook, ManualScore, subtask_order
 
 # Text the notebook template puts in an answer cell, and other ways of writing nothing.
 TEMPLATE_ANSWERS = frozenset({
@@ -144,7 +144,7 @@ def _rubric(assignment: str) -> tuple[dict[str, tuple[str, ...]], str]:
     assignment's rubric pack cannot be loaded the page shows the prompts only, and says why."""
     if not assignment:
         return {}, ""
-    from grader.rubric import RubricError, load_rubric
+    from grader.pack.rubric import RubricError, load_rubric
 
     try:
         rubric = load_rubric(assignment)

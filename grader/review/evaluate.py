@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import combinations
 from pathlib import Path
 
-from grader.answers import split_parts
+from grader.steps.answers import split_parts
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,9 @@ def agreement(truth: Mapping[str, Sequence[Hashable]], predicted: Mapping[str, S
 def notebook_parts(notebook: Path, subtasks: Sequence[str], rubric: str | Path | None = None) -> dict[str, str]:
     """{"1.1.1": text, ...}: the numbered parts of a notebook's written answers to ``subtasks``,
     found by the notebook conventions of ``rubric``'s pack."""
-    from grader.notebook import BadInput, load_notebook
-    from grader.pack import outline_for
-    from grader.rubric import load_rubric
+    from grader.pack.contract import outline_for
+    from grader.pack.rubric import load_rubric
+    from grader.steps.notebook import BadInput, load_notebook
 
     loaded = load_notebook(notebook)
     if isinstance(loaded, BadInput):

@@ -14,8 +14,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from grader.gradebook import Gradebook
-from grader.manual import refresh_outputs
+from grader.course.gradebook import Gradebook
+from grader.course.manual import refresh_outputs
 
 
 class OutputRefresher:

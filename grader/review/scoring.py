@@ -1,6 +1,6 @@
 """A TA's edits from the page -> the gradebook, then every output that shows them.
 
-The same rows and rules as the CSV/YAML sheet (``grader.manual``): points parsed by
+The same rows and rules as the CSV/YAML sheet (``grader.course.manual``): points parsed by
 ``parse_points`` (a decimal comma is fine), checked by ``points_problem``, stored with
 ``Gradebook.set_manual``, and the outputs rewritten by ``refresh_outputs`` (result.json, reports,
 grades.csv, the overview; the Moodle exports read the gradebook when they run). The one addition is
@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from grader.gradebook import Gradebook, ManualScore, StaleEdit
-from grader.manual import parse_points, points_problem, refresh_outputs
+from grader.course.gradebook import Gradebook, ManualScore, StaleEdit
+from grader.course.manual import parse_points, points_problem, refresh_outputs
 
 SaveStatus = Literal["saved", "unchanged", "stale", "invalid"]
 

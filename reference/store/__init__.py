@@ -1,6 +1,6 @@
 """The offline store for Assignment 3: tiny models and data sets under the real hub ids.
 
-Call ``build``/``fetch`` only after ``grader.store.activate()``: they import transformers and datasets,
+Call ``build``/``fetch`` only after ``grader.kernel.store.activate()``: they import transformers and datasets,
 which read their cache and offline settings once, at import.
 """
 

@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from grader.store import (
+from grader.kernel.store import (
     SCHEMA_VERSION,
     Entry,
     Manifest,

@@ -3,7 +3,7 @@
 Everything is downloaded by the libraries' own functions into the same cache layout the tiny store
 uses (``snapshot_download``, ``load_dataset``, ``evaluate.load``), so the grader and the kernels read
 either store the same way. The caller must have activated the store *online*
-(``grader.store.activate(root, offline=False)``) before this module's imports of the libraries run.
+(``grader.kernel.store.activate(root, offline=False)``) before this module's imports of the libraries run.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from grader.store import SCHEMA_VERSION, Entry, Manifest, file_records, write_manifest
+from grader.kernel.store import SCHEMA_VERSION, Entry, Manifest, file_records, write_manifest
 
 from .build import DATASET_CONFIGS, METRIC_IDS, MODEL_IDS, _library_versions
 
@@ -92,7 +92,7 @@ def fetch(root: Path, force: bool = False, ids: tuple[str, ...] = ()) -> dict[st
 def _add_models(root: Path, ids: tuple[str, ...]) -> dict[str, Any]:
     from huggingface_hub import snapshot_download
 
-    from grader.store import read_manifest
+    from grader.kernel.store import read_manifest
 
     manifest = read_manifest(root)
     entries = [e for e in manifest.entries if e.id not in ids]

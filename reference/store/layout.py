@@ -1,4 +1,4 @@
-"""Write files where the libraries' own offline lookups find them (see ``grader/store.py``).
+"""Write files where the libraries' own offline lookups find them (see ``grader/kernel/store.py``).
 
 Each function mirrors what a real online load leaves behind, so a tiny store and a fetched real one
 have the same shape: a hub snapshot plus ``refs/main``; a datasets cache folder with Arrow stream

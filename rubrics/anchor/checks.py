@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from grader.checks import CheckContext, Missing, Verdict, check, fmt_shape
+from grader.steps.checks import CheckContext, Missing, Verdict, check, fmt_shape
 
 from . import refs
 from .inputs import make_inputs  # noqa: F401 - the pack's entry point

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from nbformat import NotebookNode
 
-from grader.marks import outline_by_marks
-from grader.notebook import Outline
+from grader.pack.marks import outline_by_marks
+from grader.steps.notebook import Outline
 
 
 def outline(nb: NotebookNode) -> Outline:

@@ -6,14 +6,14 @@ outputs on inputs it first saw at probe time (``inputs.py``), compared with valu
 (``refs.py``); a model's outputs recomputed here from its exported weights; accuracies recomputed
 here from exported predictions and the store's labels; files read here after the kernel stopped;
 and, for items about how code is written, the notebook's source read with ``ast``
-(``grader.source``). A check accepts what the official rubric accepts (any dropout field of the
+(``grader.steps.source``). A check accepts what the official rubric accepts (any dropout field of the
 feature model's config, targets equal by token ids, a float32 accuracy, a pretrained or random
 feature model, rows of shape [1, 512] that the student's own collator handles) and says what it did.
 """
 
 from __future__ import annotations
 
-# The pack's entry points (``grader.pack.ChecksModule``): fresh inputs, the reference, the ``@check``
+# The pack's entry points (``grader.pack.contract.ChecksModule``): fresh inputs, the reference, the ``@check``
 # functions of each task (collected by their ``check_id``) and the manual-item helpers.
 from .checks_common import reference
 from .checks_task2_custom import *  # noqa: F403

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from grader import source as src
-from grader.checks import CheckContext, Missing, Verdict, check, fmt_shape
+from grader.steps import source as src
+from grader.steps.checks import CheckContext, Missing, Verdict, check, fmt_shape
 
 from . import refs
 from .checks_common import (  # noqa: F401

@@ -7,7 +7,7 @@ subtask, where the written answers and the peer-feedback blocks are, and the tea
   template's "Enter your answer here" is no answer;
 - "Comments 2.1" ... "Comments begin" ... "Comments end": a peer's cross-feedback block; the
   template's "cross-feedback comment section" is no comment;
-- "**Team:** Ada Lovelace, Alan Turing" (and the variants ``grader.team`` reads).
+- "**Team:** Ada Lovelace, Alan Turing" (and the variants ``grader.steps.team`` reads).
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ import re
 
 from nbformat import NotebookNode
 
-from grader.notebook import Outline, Section
-from grader.team import team_from_text
+from grader.steps.notebook import Outline, Section
+from grader.steps.team import team_from_text
 
 TEMPLATE_ANSWER = "Enter your answer here"
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from grader import source as src
+from grader.steps import source as src
 
 TOY_PREDICTIONS = [
     [0.9, 0.2, 0, 0], [0.2, 0.2, 0.9, 0.1], [0.2, 0.9, 0, 0], [0.2, 0.1, 0.8, 0], [0.9, 0.1, 0.8, 0],

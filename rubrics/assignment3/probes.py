@@ -1,6 +1,6 @@
 """Probes for Assignment 3, executed (as source) inside the student's kernel.
 
-The probes of a subtask run right after that subtask's last code cell (``grader.execute``), so they
+The probes of a subtask run right after that subtask's last code cell (``grader.steps.execute``), so they
 see the objects as the subtask left them. Each probe calls what the student defined on inputs the
 grader drew for this submission (raw rows of the data sets, random token ids, random logits) and
 returns plain data, or tensors through ``SAVE_TENSORS`` (a safetensors file the grader reads).
@@ -65,9 +65,9 @@ def _preserve(*modules):
 
 def _records(kind, subtask):
     """Objects of ``kind`` ('args', 'trainer', 'train') made by a cell of ``subtask``, oldest first,
-    as the pack's shims recorded them in ``grader.kernel_runtime`` (the notebook reuses names from
+    as the pack's shims recorded them in ``grader.kernel.runtime`` (the notebook reuses names from
     task to task)."""
-    runtime = sys.modules.get("grader.kernel_runtime")
+    runtime = sys.modules.get("grader.kernel.runtime")
     return [obj for k, count, obj in list(getattr(runtime, "CREATED", [])) if k == kind and CELL_SUBTASKS.get(count) == subtask]
 
 

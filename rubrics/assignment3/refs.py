@@ -44,7 +44,7 @@ def qa() -> tuple[Any, Any]:
 
 
 def _snapshot(repo: str) -> Path:
-    from grader.store import store_root
+    from grader.kernel.store import store_root
 
     folder = store_root() / "hf" / "hub" / f"models--{repo.replace('/', '--')}"
     rev = (folder / "refs" / "main").read_text().strip()

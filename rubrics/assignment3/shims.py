@@ -1,5 +1,5 @@
 """Shims for Assignment 3's notebooks, installed in the kernel before the first cell
-(``kernel: {shims: [shims.py]}`` in rubric.yaml; ``grader.kernel_runtime`` applies ``PATCHES`` when
+(``kernel: {shims: [shims.py]}`` in rubric.yaml; ``grader.kernel.runtime`` applies ``PATCHES`` when
 each library module is first imported).
 
 The notebooks were written on Colab in December 2023 (transformers 4.35, datasets 2.16, torch 2.1, a
@@ -30,7 +30,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import grader.kernel_runtime as runtime
+import grader.kernel.runtime as runtime
 
 note = runtime.note
 

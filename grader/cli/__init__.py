@@ -1,0 +1,1 @@
+"""The command line: ``grader`` and its subcommands (``commands/``), one module per command."""

@@ -1,0 +1,2 @@
+"""What people read: the per-submission reports (``render``, ``templates/``), the batch overview
+page, and long answers kept once (``longtext``)."""

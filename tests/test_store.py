@@ -78,6 +78,32 @@ def test_build_from_nothing_is_complete_and_deterministic(tmp_path_factory: pyte
     assert first == second  # data, tokenizers and configs too
 
 
+def _tree(root: Path) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+@pytest.mark.parametrize("env", ["course", "current"])
+def test_reading_a_fresh_store_writes_nothing_into_it(env: str, tmp_path: Path) -> None:
+    """In the sandbox the store is read-only: a library that writes into it on load (datasets 2.16
+    creates ``modules/datasets_modules/__init__.py``) fails there as "Couldn't reach the Hub". So a
+    store straight from the builder is read once in each environment and must come out unchanged."""
+    from grader.kernel.envs import interpreter, is_built
+    from grader.kernel.store import prepare_scratch, store_env
+    from grader.pack.rubric import load_rubric
+
+    spec = load_rubric("assignment3").kernel.env(env)
+    if not is_built(spec):
+        pytest.skip(f"kernel environment {env} is not built (grader env build)")
+    root = tmp_path / "store"
+    proc = _run(["-m", "grader", "store", "build", "--store", str(root)], timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    before = _tree(root)
+    environ = {**os.environ, **store_env(root, prepare_scratch(root, tmp_path / "scratch"))}
+    done = subprocess.run([str(interpreter(spec)), "-c", READ_EVERYTHING], env=environ, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert _tree(root) - before == set()
+
+
 READ_EVERYTHING = """
 import datasets, transformers
 from transformers import AutoModelForMultipleChoice, AutoModelForSeq2SeqLM, AutoTokenizer, T5Tokenizer

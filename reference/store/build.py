@@ -32,7 +32,7 @@ from . import data, layout, models, tokenizer_files
 
 # The builder and the layout version of what it writes: a store written by another layout is rebuilt
 # (layout 2: list features in the datasets-2.x spelling, no T5 tokenizer.json, bert-base-uncased).
-BUILDER = "reference.store:build@2"
+BUILDER = "reference.store:build@3"
 
 DISTILBERT = "distilbert-base-uncased"
 BERT = "bert-base-uncased"

@@ -53,6 +53,9 @@ def publish_snapshot(hf_home: Path, repo_id: str, staged: Path, repo_type: str =
     (repo / "refs").mkdir(exist_ok=True)
     (repo / "refs" / "main").write_text(revision)
     _readable(repo)
+    # transformers 4.x reads the hub cache's version and, when it is missing, warns into the
+    # notebook's output that the cache is outdated and tries to write it (a read-only store)
+    (hf_home / "hub" / "version.txt").write_text("1")
     return repo
 
 
@@ -108,6 +111,14 @@ def write_dataset_cache(
         shutil.rmtree(folder)
     shutil.move(str(staged), str(folder))
     _readable(hf_home / "datasets" / name)
+    # datasets 2.x creates ``<HF_MODULES_CACHE>/datasets_modules/__init__.py`` on every load_dataset
+    # when it is missing; in the sandbox the store is read-only, and the failed write surfaces as
+    # "Couldn't reach the Hugging Face Hub for dataset ...". Written here, loading writes nothing.
+    modules = hf_home / "modules"
+    (modules / "datasets_modules").mkdir(parents=True, exist_ok=True)
+    for init in (modules / "__init__.py", modules / "datasets_modules" / "__init__.py"):
+        init.touch()
+    _readable(modules)
     return hf_home / "datasets" / name
 
 

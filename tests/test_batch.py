@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +29,14 @@ from grader.course.batch import run_batch
 from grader.course.gradebook import Gradebook, ManualScore
 from grader.course.moodle import Submission, ingest
 from grader.course.outputs import grades_rows, summary_table, write_grades_csv
-from grader.course.pool import BatchOptions, default_workers, kernel_env
+from grader.course.pool import (
+    BatchOptions,
+    available_cpus,
+    core_slots,
+    default_workers,
+    kernel_env,
+    longest_first,
+)
 from grader.course.progress import Progress
 from grader.steps.results import (
     CheckResult,
@@ -50,6 +58,8 @@ def fake_grade(notebook: Path, out_dir: Path) -> GradeResult:
     if spec.get("pid_file"):
         with open(spec["pid_file"], "a") as fh:
             fh.write(f"{os.getpid()}\n")
+    if spec.get("tmp_dir_file"):  # stands in for a kernel's work folder
+        Path(spec["tmp_dir_file"]).write_text(tempfile.mkdtemp(prefix="fake-kernel-"))
     time.sleep(float(spec.get("sleep", 0.0)))
     if behaviour == "crash":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -82,7 +92,8 @@ def fake_grade(notebook: Path, out_dir: Path) -> GradeResult:
         checks=checks,
         manual=(ManualItem("1.1", "1.1", 3.0, "Explain copying", answer="a is a distribution"),
                 ManualItem("2.1.fields", "2.1", 1.0, "What are the fields?", answer="sent1, sent2")),
-        notes=(Note("info", f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"),),
+        notes=(Note("info", f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}"),
+               Note("info", f"cores={sorted(os.sched_getaffinity(0))}")),
         comments={"1.1": "peer: fine"},
     )
     write_result(out_dir, result)
@@ -190,7 +201,8 @@ def test_hard_timeout_kills_worker_and_its_kernel(tmp_path: Path) -> None:
     src = tmp_path / "src"
     src.mkdir()
     child_file = tmp_path / "child.pid"
-    write_nb(src / "hang.ipynb", behaviour="hang", child_pid_file=str(child_file))
+    tmp_dir_file = tmp_path / "tmpdir.txt"
+    write_nb(src / "hang.ipynb", behaviour="hang", child_pid_file=str(child_file), tmp_dir_file=str(tmp_dir_file))
     write_nb(src / "fine.ipynb", score=4)
     out = tmp_path / "out"
     with Gradebook(out / "gradebook.sqlite") as gb:
@@ -202,6 +214,50 @@ def test_hard_timeout_kills_worker_and_its_kernel(tmp_path: Path) -> None:
     assert "batch limit of 3 s" in by_id["hang"].error
     child = int(child_file.read_text())
     assert _gone(child), "the hanging worker's child process survived"
+    left = Path(tmp_dir_file.read_text())
+    assert "grader-batch-" in str(left) and not left.exists(), "the killed worker's folders were left behind"
+    assert not left.parent.parent.exists()  # the batch's own folder too
+
+
+def _cores(result: GradeResult) -> list[int]:
+    return next(json.loads(n.message[len("cores="):]) for n in result.notes if n.message.startswith("cores="))
+
+
+@pytest.mark.parametrize("pin", [True, False])
+def test_workers_and_their_kernels_are_pinned_to_cores_of_their_own(pin: bool, tmp_path: Path) -> None:
+    if available_cpus() < 2 or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs 2 cores")
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(6):
+        write_nb(src / f"s{i}.ipynb", code=f"v = {i}", sleep=0.3)
+    out = tmp_path / "out"
+    with Gradebook(out / "gradebook.sqlite") as gb:
+        summary = run_batch(subs_for(src), out, fake_grade, gb, rubric_hash="r1",
+                            options=BatchOptions(workers=2, pin_kernels=pin))
+    cores = [_cores(o.result) for o in summary.outcomes]
+    if pin:
+        assert all(len(c) == 1 for c in cores), cores
+        assert len({c[0] for c in cores}) == 2, cores  # two workers, two different cores
+    else:
+        assert all(c == sorted(os.sched_getaffinity(0)) for c in cores), cores
+
+
+def test_core_slots_and_order() -> None:
+    cpus = sorted(os.sched_getaffinity(0))
+    slots = core_slots(len(cpus), 1)
+    assert slots is not None and sorted(c for s in slots for c in s) == cpus
+    assert core_slots(len(cpus) + 1, 1) is None  # more kernels than cores: nobody is pinned
+    assert core_slots(1, len(cpus) + 1) is None
+
+
+def test_largest_notebook_goes_first(tmp_path: Path) -> None:
+    write_nb(tmp_path / "small.ipynb", code="x = 1")
+    write_nb(tmp_path / "big.ipynb", code="x = 1\n" * 2000)
+    write_nb(tmp_path / "mid.ipynb", code="x = 1\n" * 200)
+    subs = [Submission(id=n, notebook=tmp_path / f"{n}.ipynb") for n in ("small", "big", "mid")]
+    subs.append(Submission(id="none", notebook=None))
+    assert [s.id for s in longest_first(subs)] == ["big", "mid", "small", "none"]
 
 
 def _gone(pid: int, wait: float = 5.0) -> bool:
@@ -268,6 +324,8 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None
     proc.stderr.close()
     workers = {int(x) for x in pid_file.read_text().split()}
     assert workers and all(_gone(pid) for pid in workers), "workers outlived the killed batch"
+    left = list(Path(tempfile.gettempdir()).glob(f"grader-batch-{proc.pid}-*"))
+    assert left, "the killed batch had no temporary folder of its own"
 
     with Gradebook(db) as gb:
         committed = gb.run_count()
@@ -279,6 +337,7 @@ def test_kill_9_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None
         for i in range(n):
             assert gb.run_count(f"s{i:02d}") == 1
             assert (out / f"s{i:02d}" / "result.json").exists()
+    assert not any(p.exists() for p in left), "the next batch did not remove the killed batch's folder"
 
 
 # --- outputs --------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ No worker runs here; the Slurm job script is rendered by dask-jobqueue itself (n
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,19 @@ def test_batch_parser_knows_cluster_and_gpu() -> None:
     batch.register(parser.add_subparsers())
     args = parser.parse_args(["batch", "src", "--out", "o", "--cluster", "tcp://127.0.0.1:8786", "--gpu"])
     assert args.cluster == "tcp://127.0.0.1:8786" and args.gpu is True
+
+
+def test_a_worker_removes_the_folders_of_dead_workers_on_its_host(tmp_path: Path) -> None:
+    import subprocess
+
+    from grader.cluster.task import WORKER_TMP_PREFIX, sweep_dead_workers
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = tmp_path / f"{WORKER_TMP_PREFIX}node1-{dead.pid}"
+    alive = tmp_path / f"{WORKER_TMP_PREFIX}node1-{os.getpid()}"
+    other_host = tmp_path / f"{WORKER_TMP_PREFIX}node2-{dead.pid}"
+    for folder in (gone, alive, other_host):
+        (folder / "nbgrade-kernel-x").mkdir(parents=True)
+    assert sweep_dead_workers(tmp_path, host="node1") == [gone]
+    assert not gone.exists() and alive.exists() and other_host.exists()

@@ -7,6 +7,11 @@ temp folder (a worker of one thread also boots its next kernel ahead, as the loc
 do: a kernel that has seen no submission), so Dask may run it again after a worker died mid-task
 (it does): the client keeps the first completed copy and nothing is written twice.
 
+Every temporary folder of a worker process (job folders, its kernels' folders) lies in one folder
+named after the host and the process, ``grader-dask-worker-<host>-<pid>``; a worker's first job
+removes such folders of processes on its host that are gone (a worker killed mid-task), so a node's
+``/tmp`` does not fill up with the folders of dead workers.
+
 The worker also tells the client when a submission starts (a Dask event), so that the progress
 bar's "running" and the batch's hard timeout count from the real start, not from the submission.
 """
@@ -14,6 +19,7 @@ bar's "running" and the batch's hard timeout count from the real start, not from
 from __future__ import annotations
 
 import functools
+import multiprocessing.util
 import os
 import shutil
 import socket
@@ -64,6 +70,7 @@ def grade_remote(job: Job, grade_fn: GradeFn, env: dict[str, str], warm_kernels:
     t0 = time.monotonic()
     worker = _announce(job.topic, job.submission.id)
     os.environ.update(env)  # as the local pool's workers do: the numeric libraries' thread caps
+    _worker_tmp()
     root = _job_folder(warm_kernels, job.more)
     try:
         notebook = root / "in" / job.notebook_name
@@ -84,6 +91,52 @@ def grade_remote(job: Job, grade_fn: GradeFn, env: dict[str, str], warm_kernels:
         return Shipped(job.submission.id, result.to_json(), _files(out), time.monotonic() - t0, worker)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+WORKER_TMP_PREFIX = "grader-dask-worker-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_dead_workers(base: Path, host: str | None = None) -> list[Path]:
+    """Remove the temporary folders of this host's worker processes that are gone; returns them."""
+    host = host or _host_tag()
+    removed = []
+    for old in base.glob(f"{WORKER_TMP_PREFIX}{host}-*"):
+        pid = old.name[len(f"{WORKER_TMP_PREFIX}{host}-"):]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            shutil.rmtree(old, ignore_errors=True)
+            removed.append(old)
+    return removed
+
+
+def _host_tag() -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in socket.gethostname())[:64] or "host"
+
+
+@functools.cache
+def _worker_tmp() -> Path:
+    """This worker process's temporary folder (set as its ``TMPDIR``); dead workers' folders go first."""
+    base = Path(tempfile.gettempdir())
+    sweep_dead_workers(base)
+    mine = base / f"{WORKER_TMP_PREFIX}{_host_tag()}-{os.getpid()}"
+    shutil.rmtree(mine, ignore_errors=True)
+    mine.mkdir()
+    os.chmod(mine, 0o755)  # kernels running as another user reach their folders below
+    os.environ["TMPDIR"] = str(mine)
+    tempfile.tempdir = str(mine)
+    # removed when the worker process ends normally (multiprocessing runs these at a child's exit,
+    # atexit at the main process's)
+    multiprocessing.util.Finalize(None, shutil.rmtree, args=(mine, True), exitpriority=0)
+    return mine
 
 
 def _job_folder(warm_kernels: bool, more: bool) -> Path:

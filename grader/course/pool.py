@@ -12,6 +12,14 @@ Kernels in parallel only pay off when each one is held to its share of the cores
 measured 2 kernels on 2 cores gaining nothing until ``OMP_NUM_THREADS=1``), hence ``kernel_env``.
 Each worker boots the kernel of its next submission while it grades the current one, and cleans up
 after a kernel in the background (``grader.kernel.warm``; ``BatchOptions.warm_kernels``).
+
+When the workers' kernels fit the cores, worker ``i`` and everything it starts (its kernels, warmed
+or not) are pinned to cores ``i*t .. i*t+t-1`` of the batch's CPU set (``t`` threads per kernel), so
+two kernels never share a core's caches or migrate between cores (``BatchOptions.pin_kernels``).
+Each worker keeps its temporary folders (kernel work folders, connection files) in a folder of its
+own, removed by the batch when the worker ends or is killed: a worker killed at the hard timeout
+leaves nothing behind in ``/tmp``. Submissions are handed out largest notebook first, so the batch
+does not end waiting for one long notebook started last.
 """
 
 from __future__ import annotations
@@ -21,7 +29,9 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import shutil
 import signal
+import tempfile
 import threading
 import time
 import traceback
@@ -59,6 +69,7 @@ class BatchOptions:
     hard_timeout_s: float | None = 3600.0  # backstop per submission, beyond the pipeline's own limits
     memory_per_kernel_gib: float = 3.0  # field notes: a tiny Trainer run needs 2 GiB; allow 3
     warm_kernels: bool = True  # each worker boots its next kernel while grading (grader.kernel.warm)
+    pin_kernels: bool = True  # each worker (and its kernels) on cores of its own, when they fit
 
 
 @dataclass(frozen=True)
@@ -114,15 +125,34 @@ def kernel_env(threads_per_kernel: int) -> dict[str, str]:
     return env
 
 
+def core_slots(workers: int, threads_per_kernel: int) -> list[tuple[int, ...]] | None:
+    """The cores of each worker, or None when the workers' kernels do not fit the CPU set."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    t = max(1, threads_per_kernel)
+    if workers * t > len(cpus) or workers < 1:
+        return None
+    return [tuple(cpus[i * t:(i + 1) * t]) for i in range(workers)]
+
+
 def _worker_main(
     conn: multiprocessing.connection.Connection,
     grade_fn: GradeFn,
     env: dict[str, str],
     warm_kernels: bool = False,
+    cores: tuple[int, ...] | None = None,
+    scratch: str | None = None,
 ) -> None:
     os.setpgrp()  # our own process group: the batch can kill us together with our kernel
     install_safe_logging()  # the worker's log lines reach the instructor's terminal too
     os.environ.update(env)
+    if cores:
+        os.sched_setaffinity(0, cores)  # inherited by every kernel this worker starts
+    if scratch:
+        os.environ["TMPDIR"] = scratch  # this worker's temporary folders; the batch removes them
+        tempfile.tempdir = scratch
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the batch decides what an interrupt means
     parent = multiprocessing.parent_process()
     if parent is not None:
@@ -173,35 +203,71 @@ def _die_with_parent(sentinel: int) -> None:
 class _Worker:
     process: multiprocessing.process.BaseProcess
     conn: multiprocessing.connection.Connection
+    slot: int = 0
+    scratch: Path | None = None
     job: Submission | None = None
     out_dir: Path | None = None
     started: float = 0.0
 
 
+BATCH_TMP_PREFIX = "grader-batch-"
+
+
+def sweep_dead_batches(base: Path) -> list[Path]:
+    """Remove the temporary folders of batches whose process is gone (a batch killed with -9 cannot
+    remove its own); returns them. Folders are named ``grader-batch-<pid>-<random>``."""
+    removed = []
+    for old in base.glob(f"{BATCH_TMP_PREFIX}*-*"):
+        pid = old.name[len(BATCH_TMP_PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # still running (or another user's: not ours to remove)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        shutil.rmtree(old, ignore_errors=True)
+        removed.append(old)
+    return removed
+
+
 class _Pool:
-    def __init__(self, size: int, grade_fn: GradeFn, env: dict[str, str], warm_kernels: bool = False) -> None:
+    def __init__(self, size: int, grade_fn: GradeFn, env: dict[str, str], warm_kernels: bool = False,
+                 slots: list[tuple[int, ...]] | None = None) -> None:
         self.ctx = multiprocessing.get_context("spawn")
         self.grade_fn = grade_fn
         self.env = env
         self.warm_kernels = warm_kernels
-        self.workers = [self._start() for _ in range(size)]
+        self.slots = slots
+        sweep_dead_batches(Path(tempfile.gettempdir()))
+        self.scratch = Path(tempfile.mkdtemp(prefix=f"{BATCH_TMP_PREFIX}{os.getpid()}-"))
+        os.chmod(self.scratch, 0o755)  # kernels running as another user reach their folders below
+        self.workers = [self._start(i) for i in range(size)]
 
-    def _start(self) -> _Worker:
+    def _start(self, slot: int) -> _Worker:
+        scratch = Path(tempfile.mkdtemp(prefix=f"worker-{slot}-", dir=self.scratch))
+        os.chmod(scratch, 0o755)
+        cores = self.slots[slot] if self.slots else None
         parent, child = self.ctx.Pipe()
         proc = self.ctx.Process(
-            target=_worker_main, args=(child, self.grade_fn, self.env, self.warm_kernels), daemon=True
+            target=_worker_main,
+            args=(child, self.grade_fn, self.env, self.warm_kernels, cores, str(scratch)),
+            daemon=True,
         )
         proc.start()
         child.close()
-        return _Worker(process=proc, conn=parent)
+        return _Worker(process=proc, conn=parent, slot=slot, scratch=scratch)
 
     def replace(self, w: _Worker) -> None:
         self.kill(w)
-        self.workers[self.workers.index(w)] = self._start()
+        self.workers[self.workers.index(w)] = self._start(w.slot)
 
     @staticmethod
     def kill(w: _Worker) -> None:
-        """Kill the worker's process group: the worker and any kernel it left behind, even if it died."""
+        """Kill the worker's process group (the worker and any kernel it left behind, even if it
+        died) and remove its temporary folders."""
         if w.process.pid is not None:
             try:
                 os.killpg(w.process.pid, signal.SIGKILL)
@@ -210,6 +276,8 @@ class _Pool:
                     w.process.kill()
         w.process.join(timeout=5)
         w.conn.close()
+        if w.scratch is not None:
+            shutil.rmtree(w.scratch, ignore_errors=True)
 
     def shutdown(self) -> None:
         for w in self.workers:
@@ -222,6 +290,7 @@ class _Pool:
         for w in self.workers:
             w.process.join(timeout=max(0.1, deadline - time.monotonic()))
             self.kill(w)  # also whatever a finished worker left in its process group
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
 
 def _describe_exit(code: int | None) -> str:
@@ -253,8 +322,9 @@ def grade_all(
     progress: Progress,
 ) -> Any:
     """Yield an ``Outcome`` per submission as each finishes (in the order they finish)."""
-    pending: deque[Submission] = deque(todo)
-    pool = _Pool(workers, grade_fn, kernel_env(options.threads_per_kernel), options.warm_kernels)
+    pending: deque[Submission] = deque(longest_first(todo))
+    slots = core_slots(workers, options.threads_per_kernel) if options.pin_kernels else None
+    pool = _Pool(workers, grade_fn, kernel_env(options.threads_per_kernel), options.warm_kernels, slots)
     try:
         while pending or any(w.job is not None for w in pool.workers):
             for w in pool.workers:
@@ -279,6 +349,17 @@ def grade_all(
             progress.tick()
     finally:
         pool.shutdown()
+
+
+def longest_first(todo: list[Submission]) -> list[Submission]:
+    """Largest notebook first (a stable sort: equal sizes keep their order), so that the batch does
+    not end with one worker grading a long notebook while the others wait."""
+    def size(sub: Submission) -> int:
+        try:
+            return sub.notebook.stat().st_size if sub.notebook is not None else 0
+        except OSError:
+            return 0
+    return sorted(todo, key=size, reverse=True)
 
 
 def _collect(w: _Worker, now: float, options: BatchOptions) -> Outcome | None:

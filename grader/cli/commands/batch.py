@@ -57,6 +57,8 @@ def register(subparsers: Any) -> None:
                    help="threads each kernel's numeric libraries may use (default: 1; OMP_NUM_THREADS etc.)")
     p.add_argument("--no-warm-kernels", action="store_true",
                    help="start each kernel when its submission comes up, instead of while the previous one runs")
+    p.add_argument("--no-pin", action="store_true",
+                   help="let kernels run on any core (default: each worker and its kernels on cores of their own)")
     p.add_argument("--hard-timeout", type=float, default=3600.0, metavar="SECONDS",
                    help="stop grading one submission after this long, beyond the rubric's own limits (default: 3600)")
     p.add_argument("--template", type=Path, metavar="NOTEBOOK",
@@ -112,7 +114,8 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
         rubric_hash = pack_fingerprint(resolve_rubric_dir(args.rubric) if args.rubric else None)
     batch_options = BatchOptions(workers=args.workers, threads_per_kernel=args.threads_per_kernel, force=args.force,
                            hard_timeout_s=args.hard_timeout if args.hard_timeout > 0 else None,
-                           warm_kernels=not getattr(args, "no_warm_kernels", False))
+                           warm_kernels=not getattr(args, "no_warm_kernels", False),
+                           pin_kernels=not getattr(args, "no_pin", False))
     cluster = None
     if cluster_spec is not None:
         from grader.cluster.run import ClusterBatch

@@ -420,3 +420,26 @@ def test_attack_disk_quota_is_named_in_the_result(samples: Path, tmp_path: Path)
     shutil.rmtree(tmp_path / "work", ignore_errors=True)
     assert execution.kernel_status == "disk" and "disk quota of 64 MiB" in execution.kernel_message
     assert "disk quota" in execution.cells[0].error
+
+
+FLOOD_DRIFT = """import sys
+_rt = sys.modules["grader.kernel.runtime"]
+_rt.DRIFT.update({f"api{i}" + "k" * 300: "x" * 600 for i in range(200)})
+"""
+
+
+def test_attack_flooded_drift_record_is_bounded(tmp_path: Path) -> None:
+    """The kernel reports which shims acted (the drift record); a notebook can write into it. What is
+    read back is bounded: at most 100 notes of at most 500 characters, and grading goes on."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from grader.steps.pipeline import GradeOptions, grade_submission
+
+    nb = tmp_path / "flood.ipynb"
+    nb.write_text(nbformat.writes(new_notebook(cells=[new_code_cell(FLOOD_DRIFT)])), encoding="utf-8")
+    r = grade_submission(nb, tmp_path / "out", GradeOptions(rubric="anchor"))
+    assert r.status == "graded", r.error
+    drift = [n for n in r.notes if n.kind == "drift"]
+    assert 50 <= len(drift) <= 100, len(drift)  # the record was read, and cut at 100 entries
+    assert all(len(n.message) <= 500 for n in drift)

@@ -326,3 +326,47 @@ def test_fallbacks_without_bwrap_say_what_is_off_and_still_reap(
     else:
         assert run.json(2) == 0 and any("RLIMIT_NPROC" in line for line in run.report.missing)
     assert processes_with(run.marker) == []
+
+
+# --- GPU kernels -----------------------------------------------------------------------------------
+
+RESERVE = """
+import ctypes, json, mmap
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+# what CUDA does at start-up: reserve a large range of address space it never touches
+reserved = libc.mmap(None, 16 * 2**30, 0, mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | 0x4000, -1, 0)  # PROT_NONE, NORESERVE
+ok = reserved not in (None, ctypes.c_void_p(-1).value)
+try:
+    b = bytearray(6 * 2**30)
+    used = "allocated"
+except MemoryError:
+    used = "MemoryError"
+print(json.dumps([ok, used]))
+"""
+
+
+def test_gpu_kernels_may_reserve_address_space_but_not_use_memory(tmp_path: Path) -> None:
+    """CUDA reserves tens of GiB of address space at start-up: under RLIMIT_AS it cannot start. A
+    GPU kernel is capped with RLIMIT_DATA instead, which still stops real allocations."""
+    assert run_cells(SandboxPolicy(), tmp_path, RESERVE).json(0) == [False, "MemoryError"]
+    gpu = SandboxPolicy(gpus=(Path("/dev/null"),))  # a stand-in device: the binding is what is tested
+    assert run_cells(gpu, tmp_path, RESERVE).json(0) == [True, "MemoryError"]
+
+
+@needs_bwrap
+def test_gpu_devices_are_bound_into_the_minimal_dev(tmp_path: Path) -> None:
+    devices = sandbox.gpu_devices(tmp_path)
+    assert devices == ()  # no nvidia* in an empty folder
+    for name in ("nvidia0", "nvidiactl", "nvidia-uvm"):
+        (tmp_path / name).touch()
+    (tmp_path / "nvidia-caps").mkdir()
+    (tmp_path / "nvidia-caps" / "nvidia-cap1").touch()
+    assert [p.name for p in sandbox.gpu_devices(tmp_path)] == ["nvidia-uvm", "nvidia0", "nvidiactl", "nvidia-cap1"]
+    # /dev/kmsg stands in for a GPU device: a real device file that bubblewrap's minimal /dev lacks
+    code = "import json, os\nprint(json.dumps(os.path.exists('/dev/kmsg')))"
+    for name in ("w1", "w2"):
+        (tmp_path / name).mkdir()
+    assert run_cells(SandboxPolicy(), tmp_path / "w1", code).json(0) is False
+    assert run_cells(SandboxPolicy(gpus=(Path("/dev/kmsg"),)), tmp_path / "w2", code).json(0) is True

@@ -36,6 +36,7 @@ from grader.course.finish import finish_result
 from grader.course.moodle import Submission
 from grader.course.outputs import rerender_reports
 from grader.course.pool import GradeFn
+from grader.safety.escape import install_safe_logging
 
 # what a worker ships back at most per submission: reports are small; a runaway log is not sent whole
 MAX_FILE_BYTES = 32 * 2**20
@@ -70,6 +71,7 @@ def grade_remote(job: Job, grade_fn: GradeFn, env: dict[str, str], warm_kernels:
     t0 = time.monotonic()
     worker = _announce(job.topic, job.submission.id)
     os.environ.update(env)  # as the local pool's workers do: the numeric libraries' thread caps
+    install_safe_logging()  # as the pool's workers do: log lines carry student text, made terminal-safe
     _worker_tmp()
     root = _job_folder(warm_kernels, job.more)
     try:

@@ -67,6 +67,10 @@ LAYERS = ("rlimits", "network_namespace", "pid_namespace", "readonly_fs", "hidde
 class SandboxPolicy:
     enabled: bool = True
     memory_bytes: int = 4 * 2**30  # RLIMIT_AS; torch + transformers + a tiny Trainer need 3-4 GiB
+    # GPU device files bound into the sandbox (``gpu_devices()``; a rubric with ``limits: {gpu: true}``).
+    # With any, the memory cap is RLIMIT_DATA instead of RLIMIT_AS: CUDA reserves far more address
+    # space (PROT_NONE, counted by RLIMIT_AS only) than it ever uses.
+    gpus: tuple[Path, ...] = ()
     cpu_seconds: int = 600  # RLIMIT_CPU, per process (SIGXCPU, SIGKILL 5 s later)
     max_processes: int = 256  # RLIMIT_NPROC: processes *and threads* of the kernel's uid
     max_file_bytes: int = 512 * 2**20  # RLIMIT_FSIZE
@@ -280,13 +284,14 @@ def kill_user_processes(uid: int) -> int:
 
 # --------------------------------------------------------------------------- the rlimit shim
 
-# Runs as ``python -I -S -c _SHIM AS CPU NPROC FSIZE UID GID PARENT_PID -- argv...``; -1 = leave.
+# Runs as ``python -I -S -c _SHIM MEM CPU NPROC FSIZE UID GID PARENT_PID DATA_ONLY -- argv...``; -1 =
+# leave; DATA_ONLY=1 caps memory with RLIMIT_DATA (GPU kernels) instead of RLIMIT_AS.
 _SHIM = """\
 import os, resource, sys
 a = sys.argv[1:]
 cut = a.index("--")
-mem, cpu, nproc, fsize, uid, gid, ppid = (int(x) for x in a[:cut])
-for res, soft, hard in ((resource.RLIMIT_AS, mem, mem), (resource.RLIMIT_CPU, cpu, cpu + 5),
+mem, cpu, nproc, fsize, uid, gid, ppid, data_only = (int(x) for x in a[:cut])
+for res, soft, hard in ((resource.RLIMIT_DATA if data_only else resource.RLIMIT_AS, mem, mem), (resource.RLIMIT_CPU, cpu, cpu + 5),
                         (resource.RLIMIT_NPROC, nproc, nproc), (resource.RLIMIT_FSIZE, fsize, fsize),
                         (resource.RLIMIT_CORE, 0, 0)):
     if soft >= 0:
@@ -412,6 +417,14 @@ def _hidden_top_level() -> list[Path]:
     return hidden
 
 
+def gpu_devices(dev: Path = Path("/dev")) -> tuple[Path, ...]:
+    """The NVIDIA device files a CUDA kernel opens (``/dev/nvidia0``, ``nvidiactl``, ``nvidia-uvm``,
+    ``nvidia-caps/*``, ...); empty on a machine without them."""
+    found = [p for p in sorted(dev.glob("nvidia*")) if not p.is_dir()]
+    found += sorted(p for p in (dev / "nvidia-caps").glob("*") if not p.is_dir())
+    return tuple(found)
+
+
 def _bwrap_args(policy: SandboxPolicy, caps: dict[str, bool], plan: _Plan, exposed: list[Path],
                 blank: Path) -> list[str]:
     """bubblewrap's argv; order matters (later mounts land on top of earlier ones)."""
@@ -419,6 +432,8 @@ def _bwrap_args(policy: SandboxPolicy, caps: dict[str, bool], plan: _Plan, expos
     if not policy.network:
         args.append("--unshare-net")
     args += ["--ro-bind" if policy.readonly_root else "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    for device in policy.gpus:  # the minimal /dev has no GPU: bind the devices the rubric needs
+        args += ["--dev-bind", str(device), str(device)]
     if caps["bwrap_tmpfs_size"]:
         args += ["--size", str(policy.tmp_bytes)]
     args += ["--perms", "1777", "--tmpfs", "/tmp"]
@@ -551,7 +566,7 @@ def _plan(policy: SandboxPolicy, workdir: Path, env: dict[str, str], argv0: str
             str(policy.max_file_bytes), str(plan.uid if user else -1), str(plan.gid if user else -1),
             # JPY_PARENT_PID=1: in a PID namespace the kernel's parent is pid 1 (bwrap's init); under
             # unshare the kernel is pid 1 itself and getppid() is 0, which ipykernel also accepts.
-            "1" if plan.pid_namespace else "-1", "--"]
+            "1" if plan.pid_namespace else "-1", "1" if policy.gpus else "0", "--"]
     if use_bwrap:
         plan.prefix = _bwrap_args(policy, caps, plan, exposed, blank) + shim
     elif use_unshare:

@@ -101,11 +101,12 @@ def kernel_setup(rubric: Rubric, options: GradeOptions) -> KernelSetup:
     needed = (root, work_root, *((env_prefix(env_spec),) if python else ()))
     policy = None
     if options.sandbox:
-        from grader.kernel.sandbox import SandboxPolicy
+        from grader.kernel.sandbox import SandboxPolicy, gpu_devices
 
         memory = options.memory_gib or limits.memory_gib
         policy = SandboxPolicy(
             memory_bytes=int(memory * 2**30),
+            gpus=gpu_devices() if (limits.gpu or options.gpu) else (),
             cpu_seconds=int(limits.cpu_seconds),
             max_processes=limits.max_processes,
             hide_paths=hideable((*private_paths(rubric), *options.hide_paths), needed),

@@ -36,7 +36,7 @@ from nbformat import NotebookNode
 from grader.kernel.lifecycle import GradingKernel, KernelSetupError, kernel_env, run_hidden
 from grader.kernel.runtime import DRIFT_PROBE
 from grader.kernel.runtime import preamble as runtime_preamble
-from grader.safety.untrusted import Refused
+from grader.safety.untrusted import Refused, parse_json
 from grader.steps.artifacts import resolve_tensors
 from grader.steps.probe import ProbeCall, ProbeOutcome, ProbeRequest, build_cell, new_token, read_results
 from grader.steps.results import CellOutcome, KernelStatus
@@ -47,6 +47,9 @@ ProbePlan = Mapping[str, ProbeRequest]
 MAX_RESTARTS = 2
 
 
+
+MAX_DRIFT_CHARS = 256 * 1024  # the drift record read back from the kernel, at most
+MAX_DRIFT_ENTRIES = 100
 
 @dataclass(frozen=True)
 class ExecConfig:
@@ -292,9 +295,12 @@ async def execute_notebook(
                 if died_at is None:
                     with contextlib.suppress(Exception):
                         _, stdout = await _run_hidden(client, DRIFT_PROBE, 30)
-                        loaded = json.loads(stdout.strip().splitlines()[-1])
+                        # the kernel's own account of the shims that acted: untrusted, so bounded
+                        # (depth, entries, length) and shown as notes only, never scored
+                        loaded = parse_json(stdout.strip().splitlines()[-1][:MAX_DRIFT_CHARS], max_depth=4,
+                                            what="the kernel's drift record")
                         if isinstance(loaded, dict):
-                            drift = {str(k): str(v) for k, v in loaded.items()}
+                            drift = {str(k)[:200]: str(v)[:500] for k, v in list(loaded.items())[:MAX_DRIFT_ENTRIES]}
                     for s_name in plan:  # subtasks without code cells (or none ran), and "" (after the notebook)
                         if s_name not in probed:
                             probe_outcomes[s_name] = await probe(client, s_name)

@@ -56,6 +56,7 @@ class GradeOptions:
     # False in a batch: the batch writes result.json itself, once, with the submission's own notes and
     # any manual scores, right before the gradebook records the run (``grader.course.batch._record``)
     write_result: bool = True
+    gpu: bool = False  # the kernel gets the machine's GPU devices (also the rubric's ``limits: {gpu: true}``)
 
 
 def submission_id(path: Path) -> str:

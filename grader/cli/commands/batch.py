@@ -108,7 +108,7 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
         # The kernel must not read other submissions, their results or the gradebook.
         hide = outermost(p.resolve() for p in (args.source, out, gradebook_path))
         options = options_from(args, env_overrides=env, torch_threads=args.threads_per_kernel, hide_paths=hide,
-                               write_result=False)  # the batch writes result.json once, with manual scores
+                               write_result=False, gpu=gpu)  # the batch writes result.json once, with manual scores
         grade_fn = functools.partial(grade_with_pipeline, options=options)
     else:  # a caller's own grade function (tests, other front ends)
         rubric_hash = pack_fingerprint(resolve_rubric_dir(args.rubric) if args.rubric else None)

@@ -6,7 +6,7 @@ import re
 import unicodedata
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from grader.safety.escape import (
@@ -30,7 +30,7 @@ def test_ordinary_names_are_kept(name: str) -> None:
 @pytest.mark.parametrize(("name", "start"), [
     ("..", FALLBACK_ID), ("...", FALLBACK_ID), (".", FALLBACK_ID), ("", FALLBACK_ID),
     ("javascript:alert(document.domain);0", "javascript_alert(document.domain)_0"),
-    ("a/b", "a_b"), ("a\\b", "a_b"), (".hidden", "hidden"), ("-rf", "rf"), ("CON", "_CON"),
+    ("a/b", "a_b"), ("a\\b", "a_b"), (".hidden", "hidden"), ("-rf", "rf"), ("CON", "CON_"), ("nul.txt", "nul_.txt"),
     ("\x1b]0;pwned\x07x", "0_pwned_x"), ("a\u202eb", "a_b"), ("\uff0e\uff0e", FALLBACK_ID),
 ])
 def test_unsafe_names_change_and_say_so_with_a_hash(name: str, start: str) -> None:
@@ -46,6 +46,8 @@ def test_names_that_clean_up_alike_stay_apart() -> None:
 
 
 @given(st.text(max_size=300))
+@example("NUL")  # found by hypothesis in CI: "_NUL-<hash>" read back lost its "_" and changed
+@example("com1.tar.gz")
 def test_any_name_becomes_one_path_segment(name: str) -> None:
     sid = safe_id(name)
     assert 0 < len(sid) <= 80

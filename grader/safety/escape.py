@@ -49,8 +49,10 @@ def safe_id(name: str, max_length: int = MAX_ID_LENGTH) -> str:
     text = _ID_CHARS.sub("_", text)
     text = text.lstrip("._-+,() ")  # no hidden files, no option-like names, no "." or ".."
     text = text.rstrip(". ")  # Windows drops trailing dots and spaces
-    if text.split(".")[0].casefold() in _WINDOWS_RESERVED:
-        text = "_" + text
+    head, dot, tail = text.partition(".")
+    if head.casefold() in _WINDOWS_RESERVED:
+        # a suffix, not a prefix: a leading "_" would be stripped when the id is read back
+        text = head + "_" + dot + tail
     if text == name and 0 < len(text) <= max_length:
         return text
     suffix = "-" + _digest(name)

@@ -97,3 +97,20 @@ def test_single_bug_loses_points_only_in_its_subtask(name: str, graded: dict[str
     assert got[subtask]["auto_points"] < solution[subtask]["auto_points"], f"{name} should lose points in {subtask}"
     others = {k: (v["auto_points"], solution[k]["auto_points"]) for k, v in got.items() if k != subtask and v["auto_points"] != solution[k]["auto_points"]}
     assert not others, f"{name} lost points outside {subtask}: {others}"
+
+
+def _grade_with_secret(path: str, out: str, secret: str) -> dict[str, Any]:
+    os.environ["GRADER_SECRET"] = secret  # a spawned pool process: read when the inputs are drawn
+    return _grade(path, out)
+
+
+# "-14" is a secret under which the old 3.1 long row (twelve contexts) was cut and the solution lost 3.1.convert
+@pytest.mark.parametrize("secret", ["another-installation-1", "another-installation-14"])
+def test_the_solution_gets_every_point_whatever_the_secret(secret: str, tmp_path: Path, built_store: Path) -> None:
+    """Each installation draws its probe inputs with its own secret: a right solution must not
+    depend on the draw. (Twelve random SQuAD contexts in 3.1's long row once went past what the
+    probe sends back, and the solution lost a point for some secrets.)"""
+    with grading_pool(1) as pool:
+        result = pool.submit(_grade_with_secret, str(SAMPLES / "full-marks__solution.ipynb"), str(tmp_path), secret).result()
+    assert [c["id"] for c in result["checks"] if c["status"] != "passed"] == []
+    assert result["auto_points"] == result["auto_max"]

@@ -373,3 +373,19 @@ def test_one_fingerprint_for_what_decides_a_grade(tmp_path: Path) -> None:
     assert load_rubric(folder).fingerprint() == base  # points only: re-scored, not executed again
     (folder / "shim.py").write_text("PATCHES = {}  # changed\n")
     assert load_rubric(folder).fingerprint() != base
+
+
+def test_assignment3_long_convert_row_is_truncated_by_t5_yet_read_back_whole() -> None:
+    """For any secret, 3.1's long row is over 512 T5 tokens (it tests truncation) and under the
+    20,000 characters a probe sends back of a text (the check must see the whole row). Twelve
+    random contexts went past 20,000 characters for some secrets: a right solution lost a point."""
+    from transformers import AutoTokenizer
+
+    rubric = load_rubric("assignment3")
+    plan = {"3.1": ("convert",)}
+    tok = AutoTokenizer.from_pretrained("t5-small")
+    for seed in range(40):
+        row = rubric.checks_module.make_inputs(rubric, plan, seed, source={})["3.1"]["convert"]["rows"][-1]
+        text = f"question: {row['question']} context: {row['context']} </s>"
+        assert len(text) < 10_000, (seed, len(text))
+        assert len(tok(text).input_ids) > 700, seed

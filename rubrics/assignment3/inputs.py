@@ -102,6 +102,24 @@ def _long_row(rng: np.random.Generator, rows: Any) -> dict[str, list[Any]]:
     return _columns([row])
 
 
+# The long row of 3.1's convert probe: always well over 512 T5 tokens (truncation is what it tests),
+# and always far under the 20,000 characters the probe sends back of a text (probes._text), so
+# that the check sees the whole row. Twelve random contexts, as before, went past 20,000
+# characters for some secrets, and a right convert_to_features then lost its point.
+LONG_CONTEXT_CHARS = (5000, 8000)
+
+
+def _long_context(rng: np.random.Generator, rows: Any) -> str:
+    low, high = LONG_CONTEXT_CHARS
+    parts: list[str] = []
+    for j in rng.permutation(len(rows)):
+        parts.append(str(rows[int(j)]["context"]))
+        if len(" ".join(parts)) >= low:
+            break
+    text = " ".join(parts)
+    return text if len(text) <= high else text[:high].rsplit(" ", 1)[0]
+
+
 def _batched_map(cells: Sequence[str], function: str) -> bool:
     """Did the notebook map ``function`` with ``batched=True``? (Its own pipeline decides how the
     function is called here.)"""
@@ -186,7 +204,7 @@ def make_inputs(rubric: Any, plan: Mapping[str, Sequence[str]], seed: int,
     put("3.1", "add_eos", {"rows": add_rows})
     conv_rows = [dict(sq_train[single[int(k)]]) for k in rng.choice(len(single), size=2, replace=False)]
     long_row = dict(conv_rows[0])
-    long_row["context"] = " ".join(str(sq_train[int(j)]["context"]) for j in rng.integers(0, len(sq_train), size=12))
+    long_row["context"] = _long_context(rng, sq_train)
     conv_rows.append(long_row)  # longer than 512 tokens: truncation
     put("3.1", "convert", {"rows": conv_rows, "batched": _batched_map(source.get("3.1", ()), "convert_to_features")})
     put("3.1", "squad_data", {})

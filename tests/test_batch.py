@@ -461,3 +461,21 @@ def test_overview_page(tmp_path: Path) -> None:
     assert page.index("the file is not valid JSON") < page.index('href="a/report.html"')
     assert 'href="z/result.json"' in page
     assert "manual item(s) not scored yet" in page
+
+
+def test_cli_batch_on_a_plain_folder_names_what_it_does_not_grade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from grader.cli.commands.batch import run
+
+    src = tmp_path / "src"
+    src.mkdir()
+    write_nb(src / "alice.ipynb", score=4)
+    write_nb(src / "bob.txt", score=3)  # a notebook saved under another name: graded
+    for i in range(7):
+        (src / f"data{i}.csv").write_text("a,b\n1,2\n", encoding="utf-8")
+    out = tmp_path / "out"
+    args = argparse.Namespace(source=src, out=out, workers=1, gradebook=None, force=False, threads_per_kernel=1,
+                              hard_timeout=600.0, rubric=None, template=None, no_similarity=True)
+    assert run(args, grade_fn=fake_grade) == 0
+    assert (out / "alice" / "result.json").exists() and (out / "bob" / "result.json").exists()
+    err = capsys.readouterr().err
+    assert "7 file(s) hold no notebook and are not graded: data0.csv, data1.csv, data2.csv, data3.csv, data4.csv and 2 more" in err

@@ -129,6 +129,19 @@ def test_ingest_plain_folder(tmp_path: Path) -> None:
     assert found.submissions[1].problems and "hw-2" in found.submissions[1].problems[0]
 
 
+def test_plain_folder_grades_a_notebook_under_another_name_and_names_the_rest(tmp_path: Path) -> None:
+    """Nothing in the folder is dropped in silence: a notebook saved as .txt/.json is graded, and
+    every other file is named as not graded."""
+    (tmp_path / "alice.ipynb").write_bytes(notebook_bytes())
+    (tmp_path / "bob.txt").write_bytes(b"\xef\xbb\xbf\n  " + notebook_bytes(code="b = 1"))  # BOM, blank lines
+    (tmp_path / "carol.json").write_bytes(notebook_bytes(code="c = 1"))
+    (tmp_path / "notes.txt").write_bytes(b"my answers are in the notebook")
+    (tmp_path / "data.json").write_bytes(b'{"rows": [1, 2, 3]}')
+    found = ingest(tmp_path, tmp_path / "unused")
+    assert [s.id for s in found.submissions] == ["alice", "bob", "carol"]
+    assert found.stray == ("data.json", "notes.txt")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -117,7 +117,9 @@ def feedback_folder_name(name: str, participant_id: str) -> str:
 @dataclass(frozen=True)
 class Ingested:
     submissions: tuple[Submission, ...]
-    stray: tuple[str, ...] = ()  # files outside any participant's folder in a Moodle download: not graded
+    # not graded: files outside any participant's folder in a Moodle download; in a plain folder,
+    # files that hold no notebook
+    stray: tuple[str, ...] = ()
     moodle: bool = False
     skipped: tuple[str, ...] = ()  # files not unpacked or not read that belong to no participant, and why
 
@@ -299,8 +301,8 @@ def scan_folder(root: Path, skipped: Sequence[Skipped] = ()) -> Ingested:
         stray = tuple(str(p.relative_to(root)) for p in others)
         return Ingested(tuple(sorted(subs, key=lambda s: s.id)), stray=stray, moodle=True, skipped=tuple(notes.get(None, ())))
     # a plain folder has no participants: a notebook's own problems are said in its result
-    plain = _plain_submissions(root, others)
-    return Ingested(tuple(plain), skipped=tuple(line for pid, lines in notes.items() for line in lines))
+    plain, not_notebooks = _plain_submissions(root, others)
+    return Ingested(tuple(plain), stray=not_notebooks, skipped=tuple(line for pid, lines in notes.items() for line in lines))
 
 
 def _walk_files(root: Path) -> tuple[list[Path], list[Skipped]]:
@@ -458,8 +460,23 @@ def _renamed(original: str, sid: str) -> tuple[str, ...]:
     return (f"graded as {sid}: the file name {original!r} is not safe as a folder name or link",)
 
 
-def _plain_submissions(root: Path, files: list[Path]) -> list[Submission]:
-    notebooks = [p for p in files if p.suffix.lower() == ".ipynb"]
+def holds_notebook(path: Path, sniff: int = 64 * 1024) -> bool:
+    """A file not named ``.ipynb`` that holds a notebook (saved as ``.txt``/``.json`` by a browser
+    or an upload form): JSON text that starts with ``{`` and names ``cells`` or ``nbformat`` early."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(sniff)
+    except OSError:
+        return False
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return text.startswith(b"{") and (b'"cells"' in text or b'"nbformat"' in text or b'"worksheets"' in text)
+
+
+def _plain_submissions(root: Path, files: list[Path]) -> tuple[list[Submission], tuple[str, ...]]:
+    """The notebooks of a plain folder, and the files that are not graded (named, never dropped
+    silently). A file that holds a notebook under another name is graded; its result says so."""
+    notebooks = [p for p in files if p.suffix.lower() == ".ipynb" or holds_notebook(p)]
+    others = tuple(str(p.relative_to(root)) for p in files if p not in notebooks)
     subs: list[Submission] = []
     wanted = [safe_id(unicodedata.normalize("NFC", p.stem)) for p in notebooks]
     for path, base, sid in zip(notebooks, wanted, unique_ids(wanted), strict=True):
@@ -467,7 +484,7 @@ def _plain_submissions(root: Path, files: list[Path]) -> list[Submission]:
         if sid != base:
             problems += (f"another notebook is also named {path.name}; this one ({path.relative_to(root)}) is {sid}",)
         subs.append(Submission(id=sid, notebook=path, files=(str(path.relative_to(root)),), problems=problems))
-    return subs
+    return subs, others
 
 
 # --- team names -----------------------------------------------------------------------------------

@@ -87,8 +87,13 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
         raise UsageError(terminal_safe(str(exc))) from exc
     if not found.submissions:
         raise UsageError(f"{args.source}: no submissions found (no .ipynb files and no Moodle participant folders)")
-    for name in found.stray:  # names from the zip: no escape sequence reaches the terminal
-        print(f"grader: not in any participant's folder, not graded: {terminal_safe(name)}", file=sys.stderr)
+    if found.moodle:
+        for name in found.stray:  # names from the zip: no escape sequence reaches the terminal
+            print(f"grader: not in any participant's folder, not graded: {terminal_safe(name)}", file=sys.stderr)
+    elif found.stray:  # a plain folder: its other files (data, READMEs) in one line
+        shown = ", ".join(terminal_safe(n) for n in found.stray[:5])
+        more = f" and {len(found.stray) - 5} more" if len(found.stray) > 5 else ""
+        print(f"grader: {len(found.stray)} file(s) hold no notebook and are not graded: {shown}{more}", file=sys.stderr)
     for note in found.skipped:
         print(f"grader: {terminal_safe(note)}", file=sys.stderr)
 

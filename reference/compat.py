@@ -19,7 +19,7 @@ _STRATEGY_NAMES = ("eval_strategy", "evaluation_strategy")
 def _field_names(cls: type) -> set[str]:
     if dataclasses.is_dataclass(cls):
         return {f.name for f in dataclasses.fields(cls)}
-    return set(inspect.signature(cls.__init__).parameters)
+    return set(inspect.signature(cls.__init__).parameters)  # type: ignore[misc]  # a class, not an instance
 
 
 def training_args_kwargs(cls: type, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -61,7 +61,7 @@ def trainer_kwargs(trainer_cls: type, tokenizer: Any) -> dict[str, Any]:
     in 5.x) or ``tokenizer`` (older releases)."""
     if tokenizer is None:
         return {}
-    params = inspect.signature(trainer_cls.__init__).parameters
+    params = inspect.signature(trainer_cls.__init__).parameters  # type: ignore[misc]  # a class, not an instance
     if "processing_class" in params:
         return {"processing_class": tokenizer}
     return {"tokenizer": tokenizer}

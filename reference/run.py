@@ -159,7 +159,7 @@ def run_one(task: str, profile: Profile) -> dict[str, Any]:
             from reference import task1
 
             demos = task1.run_demos()
-            body = {
+            body: dict[str, Any] = {
                 "metrics": demos,
                 "answers": task1.answers_as_json(),
                 "checks": task1.check_demos(demos),

@@ -352,7 +352,8 @@ def _squad_paragraph(rng: random.Random, long: bool) -> tuple[str, str, list[tup
     kinds = rng.sample(range(N_FACT_KINDS), N_FACT_KINDS)  # each fact at most once: no contradictions
     for _ in range(n_sentences):
         if rng.random() < 0.35 or not kinds:
-            sentence, pairs = _filler(rng), []
+            pairs: list[tuple[str, str]] = []
+            sentence = _filler(rng)
         else:
             sentence, pairs = _fact(rng, place, inst, kinds.pop())
         for question, answer in pairs:

@@ -99,7 +99,7 @@ def t5_config(size: str, vocab_size: int) -> Any:
     from transformers import T5Config
 
     d_model, d_ff, d_kv, heads, layers = T5_SIZES[size]
-    return T5Config(
+    return T5Config(  # type: ignore[call-arg]  # T5Config takes PretrainedConfig's keywords too
         vocab_size=vocab_size,
         d_model=d_model,
         d_ff=d_ff,

@@ -54,6 +54,12 @@ def _arr(value: Any) -> np.ndarray | None:
     return a if a.dtype != object else None
 
 
+def _shape(value: Any) -> tuple[int, ...] | None:
+    """The shape of ``value`` as an array, or None when it is none."""
+    a = _arr(value)
+    return None if a is None else tuple(a.shape)
+
+
 def _squeeze_rows(a: np.ndarray, dims: int) -> np.ndarray:
     """[B, 1, L] -> [B, L]: a student's [1, 512] rows, stacked."""
     while a.ndim > dims and 1 in a.shape[1:]:
@@ -90,9 +96,9 @@ def _compare_args(
     notes: list[str] = []
     for key, want in spec.items():
         if key == "eval_strategy":
-            val = _strategy(got.get("eval_strategy", got.get("evaluation_strategy")))
-            if val != want:
-                wrong.append(f"the evaluation strategy is '{val}', expected '{want}'")
+            strategy = _strategy(got.get("eval_strategy", got.get("evaluation_strategy")))
+            if strategy != want:
+                wrong.append(f"the evaluation strategy is '{strategy}', expected '{want}'")
             continue
         val = got.get(key)
         if key == "max_steps" and val != want:

@@ -146,7 +146,8 @@ def cls_head(ctx: CheckContext) -> Verdict:
         return Verdict(0.0, f"the head cannot be checked: {exc}")
     hooks = got.get("hooks", {})
     seen = hooks.get("dense2", {}).get("in")
-    logits = (got.get("flat") if flat else got.get("eval")).get("logits")
+    run = got.get("flat") if flat else got.get("eval")
+    logits = run.get("logits") if isinstance(run, dict) else None
     path_ok = (
         _close(seen, ref["dense2_in"])
         if seen is not None
@@ -173,7 +174,7 @@ def cls_head(ctx: CheckContext) -> Verdict:
 def classifier(ctx: CheckContext) -> Verdict:
     got = _forward(ctx)
     ev = got.get("eval")
-    if _error(ev):
+    if not isinstance(ev, dict) or _error(ev):
         return Verdict(0.0, "forward fails on [batch, 4, length] inputs, so no [batch, 4] logits")
     ref = _ref_forward(ctx, got)
     g = _arr(ev.get("logits"))
@@ -194,7 +195,7 @@ def classifier(ctx: CheckContext) -> Verdict:
 def loss(ctx: CheckContext) -> Verdict:
     got = _forward(ctx)
     ev = got.get("eval")
-    if _error(ev):
+    if not isinstance(ev, dict) or _error(ev):
         return Verdict(0.0, "forward fails on [batch, 4, length] inputs, so no loss")
     g = ev.get("loss")
     if g is None:

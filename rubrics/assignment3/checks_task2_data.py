@@ -24,6 +24,7 @@ from .checks_common import (  # noqa: F401
     _compare_args,
     _error,
     _norm_ws,
+    _shape,
     _tiered,
 )
 
@@ -200,12 +201,12 @@ def collator_pad(ctx: CheckContext) -> Verdict:
     trees = src.parse_cells(ctx.code())
     uses_pad = False
     for cls in src.defs(trees, "MultipleChoiceDataCollator"):
-        call = src.method(cls, "__call__") if hasattr(cls, "body") else None
+        call = src.method(cls, "__call__") if isinstance(cls, ast.ClassDef) else None
         if call is not None and src.calls([call], "pad"):
             uses_pad = True
     dynamic = all(
-        _arr(g.get("values", {}).get("input_ids")) is not None
-        and _arr(g["values"]["input_ids"]).shape[-1] == ref["input_ids"].shape[-1]
+        (shape := _shape(g.get("values", {}).get("input_ids"))) is not None
+        and shape[-1:] == ref["input_ids"].shape[-1:]
         for g, ref, _f in _collated(ctx)
     )
     parts = [
@@ -334,11 +335,7 @@ def trainer_hf(ctx: CheckContext) -> Verdict:
     collated = got.get("collated")
     ref = refs.mc_collate(inputs["features"])
     vals = collated if isinstance(collated, dict) else {}
-    works = (
-        not _error(vals)
-        and _arr(vals.get("input_ids")) is not None
-        and _arr(vals["input_ids"]).shape == ref["input_ids"].shape
-    )
+    works = not _error(vals) and _shape(vals.get("input_ids")) == ref["input_ids"].shape
     if not (got.get("collator_is_student") or works):
         wrong.append(
             f"the trainer's data collator is {got.get('collator_class')}, not the MultipleChoiceDataCollator"

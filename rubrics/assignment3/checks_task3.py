@@ -239,11 +239,12 @@ def collator_stack(ctx: CheckContext) -> Verdict:
     parts: list[tuple[bool, str]] = []
     for key in ("own", "fresh"):
         entry = got.get(key, {})
-        if _error(entry):
+        err = _error(entry)
+        if err:
             parts.append(
                 (
                     False,
-                    f"on {'your own rows' if key == 'own' else 'other rows'} the collator fails: {_error(entry)[:120]}",
+                    f"on {'your own rows' if key == 'own' else 'other rows'} the collator fails: {err[:120]}",
                 )
             )
             continue

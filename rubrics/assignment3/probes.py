@@ -22,7 +22,7 @@ import sys
 
 CELL_SUBTASKS = globals().get("CELL_SUBTASKS", {})
 SAVE_TENSORS = globals().get("SAVE_TENSORS")
-_LOADED = {}
+_LOADED: dict = {}
 
 ARGS_FIELDS = (
     "output_dir", "eval_strategy", "evaluation_strategy", "eval_steps", "save_strategy", "save_steps",

@@ -169,7 +169,7 @@ class CustomMultipleChoice(DistilBertPreTrainedModel):
     def __init__(self, config: PretrainedConfig):
         super().__init__(config)
         # 1. the feature extractor, chosen by the (distilbert) config
-        self.distilbert = DistilBertModel(config)  # type: ignore[arg-type]  # a DistilBertConfig at run time
+        self.distilbert = DistilBertModel(config)
         # 3. a linear layer that keeps the size, then tanh
         self.dense = nn.Linear(config.dim, config.dim)
         self.activation = nn.Tanh()
@@ -193,7 +193,6 @@ class CustomMultipleChoice(DistilBertPreTrainedModel):
         labels:  Labels for computing the multiple choice classification loss. Indices should be in `[0, ...,num_choices-1]` where `num_choices` is the size of the second dimension of the input tensors.
         """
 
-        assert input_ids is not None, "input_ids are required"
         num_choices = input_ids.shape[1]
 
         # every choice is scored on its own: [batch, choices, len] -> [batch * choices, len]

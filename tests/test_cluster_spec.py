@@ -158,7 +158,8 @@ def test_a_worker_removes_the_folders_of_dead_workers_on_its_host(tmp_path: Path
     gone = tmp_path / f"{WORKER_TMP_PREFIX}node1-{dead.pid}"
     alive = tmp_path / f"{WORKER_TMP_PREFIX}node1-{os.getpid()}"
     other_host = tmp_path / f"{WORKER_TMP_PREFIX}node2-{dead.pid}"
-    for folder in (gone, alive, other_host):
+    similar_host = tmp_path / f"{WORKER_TMP_PREFIX}node1-5-{dead.pid}"  # host "node1-5", not node1's pid 5
+    for folder in (gone, alive, other_host, similar_host):
         (folder / "nbgrade-kernel-x").mkdir(parents=True)
     assert sweep_dead_workers(tmp_path, host="node1") == [gone]
-    assert not gone.exists() and alive.exists() and other_host.exists()
+    assert not gone.exists() and alive.exists() and other_host.exists() and similar_host.exists()

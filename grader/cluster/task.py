@@ -35,7 +35,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from grader.course.finish import finish_result
 from grader.course.moodle import Submission
 from grader.course.outputs import rerender_reports
-from grader.course.pool import GradeFn
+from grader.course.pool import GradeFn, sweep_dead
 from grader.safety.escape import install_safe_logging
 
 # what a worker ships back at most per submission: reports are small; a runaway log is not sent whole
@@ -98,26 +98,10 @@ def grade_remote(job: Job, grade_fn: GradeFn, env: dict[str, str], warm_kernels:
 WORKER_TMP_PREFIX = "grader-dask-worker-"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def sweep_dead_workers(base: Path, host: str | None = None) -> list[Path]:
-    """Remove the temporary folders of this host's worker processes that are gone; returns them."""
-    host = host or _host_tag()
-    removed = []
-    for old in base.glob(f"{WORKER_TMP_PREFIX}{host}-*"):
-        pid = old.name[len(f"{WORKER_TMP_PREFIX}{host}-"):]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            shutil.rmtree(old, ignore_errors=True)
-            removed.append(old)
-    return removed
+    """Remove the temporary folders of this host's worker processes that are gone; returns them.
+    (The name ends in the pid alone: another host's tag may end in ``-<digits>`` too.)"""
+    return sweep_dead(base, f"{WORKER_TMP_PREFIX}{host or _host_tag()}-", random_suffix=False)
 
 
 def _host_tag() -> str:

@@ -213,20 +213,25 @@ class _Worker:
 BATCH_TMP_PREFIX = "grader-batch-"
 
 
-def sweep_dead_batches(base: Path) -> list[Path]:
-    """Remove the temporary folders of batches whose process is gone (a batch killed with -9 cannot
-    remove its own); returns them. Folders are named ``grader-batch-<pid>-<random>``."""
+def pid_alive(pid: int) -> bool:
+    """True while process ``pid`` runs (or belongs to another user: not ours to judge)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_dead(base: Path, prefix: str, random_suffix: bool) -> list[Path]:
+    """Remove the folders ``<prefix><pid>`` (``<prefix><pid>-<random>`` with ``random_suffix``) under
+    ``base`` whose process is gone: a process killed with -9 cannot remove its own. Returns them."""
     removed = []
-    for old in base.glob(f"{BATCH_TMP_PREFIX}*-*"):
-        pid = old.name[len(BATCH_TMP_PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-            continue  # still running (or another user's: not ours to remove)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+    for old in base.glob(f"{prefix}*"):
+        rest = old.name[len(prefix):]
+        pid = rest.split("-", 1)[0] if random_suffix else rest
+        if not pid.isdigit() or int(pid) == os.getpid() or pid_alive(int(pid)):
             continue
         shutil.rmtree(old, ignore_errors=True)
         removed.append(old)
@@ -241,7 +246,7 @@ class _Pool:
         self.env = env
         self.warm_kernels = warm_kernels
         self.slots = slots
-        sweep_dead_batches(Path(tempfile.gettempdir()))
+        sweep_dead(Path(tempfile.gettempdir()), BATCH_TMP_PREFIX, random_suffix=True)
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{BATCH_TMP_PREFIX}{os.getpid()}-"))
         os.chmod(self.scratch, 0o755)  # kernels running as another user reach their folders below
         self.workers = [self._start(i) for i in range(size)]

@@ -142,6 +142,13 @@ def _raises_without_eval_set() -> bool:
         return False
 
 
+def _pass_tokenizer_on(owner: str, kwargs: dict[str, Any], accepted: Any) -> None:
+    """``tokenizer=`` (removed from the Trainers in transformers 5) handed on as ``processing_class=``."""
+    if "tokenizer" in kwargs and "tokenizer" not in accepted and "processing_class" in accepted:
+        kwargs.setdefault("processing_class", kwargs.pop("tokenizer"))
+        note(f"{owner}(tokenizer=)", f"`{owner}(tokenizer=)` is `{owner}(processing_class=)` in transformers 5; the grader passed it on.")
+
+
 def _patch_seq2seq_trainer(cls: Any) -> None:
     """``Seq2SeqTrainer`` has its own ``__init__`` (which then runs the patched ``Trainer.__init__``):
     only its ``tokenizer=`` needs mapping."""
@@ -154,9 +161,7 @@ def _patch_seq2seq_trainer(cls: Any) -> None:
         import inspect
 
         accepted = inspect.signature(original).parameters
-        if "tokenizer" in kwargs and "tokenizer" not in accepted and "processing_class" in accepted:
-            kwargs.setdefault("processing_class", kwargs.pop("tokenizer"))
-            note("Seq2SeqTrainer(tokenizer=)", "`Seq2SeqTrainer(tokenizer=)` is `Seq2SeqTrainer(processing_class=)` in transformers 5; the grader passed it on.")
+        _pass_tokenizer_on("Seq2SeqTrainer", kwargs, accepted)
         original(self, *args, **kwargs)
 
     cls.__init__ = __init__
@@ -173,9 +178,7 @@ def _patch_trainer_class(cls: Any) -> None:
         import inspect
 
         accepted = inspect.signature(original).parameters
-        if "tokenizer" in kwargs and "tokenizer" not in accepted and "processing_class" in accepted:
-            kwargs.setdefault("processing_class", kwargs.pop("tokenizer"))
-            note("Trainer(tokenizer=)", "`Trainer(tokenizer=)` is `Trainer(processing_class=)` in transformers 5; the grader passed it on.")
+        _pass_tokenizer_on("Trainer", kwargs, accepted)
         targs = kwargs.get("args", args[1] if len(args) > 1 else None)
         restore = None
         if kwargs.get("eval_dataset") is None and targs is not None and str(getattr(getattr(targs, "eval_strategy", None), "value", getattr(targs, "eval_strategy", ""))) not in ("no", "None", ""):

@@ -2,7 +2,7 @@
 another by plain nbclient, under the same limits, in one process run, interleaved.
 
     .venv/bin/python benchmarks/batch_throughput.py [--rounds 2] [--workers N] [--no-real] [--out DIR]
-        [--grader-tree DIR ...] [--grader-arg=--no-warm-kernels]
+        [--grader-tree DIR ...] [--grader-arg=--no-warm-kernels] [--variant LABEL=ARGS ...]
 
 Why it is built this way (issue 12): an earlier version timed the first 20 samples in name order,
 mostly broken files and infinite loops, so it measured time-outs, not grading. Here:
@@ -323,6 +323,9 @@ def main() -> None:
     parser.add_argument("--grader-tree", type=Path, action="append", default=[],
                         help="run grader batch from this checkout (repeat; default: this one)")
     parser.add_argument("--grader-arg", action="append", default=[], help="extra argument to grader batch (repeat)")
+    parser.add_argument("--variant", action="append", default=[], metavar="LABEL=ARGS",
+                        help="run each tree's grader batch once per variant, with ARGS (space-separated) added: "
+                             "e.g. --variant forked= --variant 'fresh=--no-fork-kernels' (repeat)")
     args = parser.parse_args()
 
     from grader.course.pool import available_cpus, default_workers
@@ -336,7 +339,9 @@ def main() -> None:
     baseline = Baseline(root, args.rubric, args.cell_timeout, accounts["serial"])
     workers = args.workers or default_workers()
     cores = available_cpus()
-    trees = {f"grader ({t.resolve()})": t.resolve() for t in args.grader_tree or [REPO]}
+    variants = [(v.split("=", 1)[0], v.split("=", 1)[1].split() if "=" in v else []) for v in args.variant] or [("", [])]
+    trees = {f"grader ({t.resolve()}){' ' + name if name else ''}": (t.resolve(), extra)
+             for t in args.grader_tree or [REPO] for name, extra in variants}
     accounts.update({label: CpuAccount(f"grader{i}") for i, label in enumerate(trees)})
     n = len(notebooks)
     print(f"{n} notebooks ({sum(1 for p in notebooks if p.name.startswith('real-'))} real), {workers} worker(s), "
@@ -363,8 +368,9 @@ def main() -> None:
             else:
                 out = root / f"out-{r}-{len(batch_runs[side])}-{list(trees).index(side)}"
                 shutil.rmtree(out, ignore_errors=True)
-                batch_runs[side].append(grader_batch(trees[side], root / "src", out, workers,
-                                                      ["--rubric", args.rubric, *args.grader_arg], accounts[side]))
+                tree, extra = trees[side]
+                batch_runs[side].append(grader_batch(tree, root / "src", out, workers,
+                                                      ["--rubric", args.rubric, *args.grader_arg, *extra], accounts[side]))
                 print(f"  grader batch: {batch_runs[side][-1].wall:.1f} s", flush=True)
 
     print(f"\nload average at the end: {loadavg()}")

@@ -135,6 +135,7 @@ class _Stream:
         self.token = uuid.uuid4().hex[:12]
         self.env = kernel_env(options.threads_per_kernel)
         self.warm = bool(getattr(options, "warm_kernels", False))  # as the local pool does
+        self.fork = self.warm and bool(getattr(options, "fork_kernels", False))
         self.events: queue.SimpleQueue[dict[str, Any]] = queue.SimpleQueue()
         self.in_flight: dict[str, tuple[Any, Submission]] = {}  # future key -> (future, submission)
         self.started: dict[str, tuple[float, str]] = {}  # submission id -> (monotonic start, worker)
@@ -187,7 +188,7 @@ class _Stream:
             job = Job(sub, sub.notebook.name, sub.notebook.read_bytes(), self.topic, more)
             attempt = self.attempts.get(sub.id, 0)
             key = f"grade-{sub.id}-{self.token}" + (f"-again{attempt}" if attempt else "")
-            future = self.client.submit(grade_remote, job, self.grade_fn, self.env, self.warm, key=key, pure=False,
+            future = self.client.submit(grade_remote, job, self.grade_fn, self.env, self.warm, self.fork, key=key, pure=False,
                                         resources=resources)
             self.in_flight[future.key] = (future, sub)
             done.add(future)

@@ -66,14 +66,15 @@ class Shipped:
     detail: str = ""
 
 
-def grade_remote(job: Job, grade_fn: GradeFn, env: dict[str, str], warm_kernels: bool = False) -> Shipped:
+def grade_remote(job: Job, grade_fn: GradeFn, env: dict[str, str], warm_kernels: bool = False,
+                 fork_kernels: bool = False) -> Shipped:
     """Grade ``job`` in a private temp folder; the Dask task body (must stay idempotent)."""
     t0 = time.monotonic()
     worker = _announce(job.topic, job.submission.id)
     os.environ.update(env)  # as the local pool's workers do: the numeric libraries' thread caps
     install_safe_logging()  # as the pool's workers do: log lines carry student text, made terminal-safe
     _worker_tmp()
-    root = _job_folder(warm_kernels, job.more)
+    root = _job_folder(warm_kernels, job.more, fork_kernels)
     try:
         notebook = root / "in" / job.notebook_name
         notebook.parent.mkdir()
@@ -125,7 +126,7 @@ def _worker_tmp() -> Path:
     return mine
 
 
-def _job_folder(warm_kernels: bool, more: bool) -> Path:
+def _job_folder(warm_kernels: bool, more: bool, fork_kernels: bool = False) -> Path:
     """An empty folder for one job.
 
     A worker of one thread grades one submission at a time, like a process of the local pool: it
@@ -134,7 +135,7 @@ def _job_folder(warm_kernels: bool, more: bool) -> Path:
     and a new folder per job would throw every warmed kernel away. Elsewhere each job gets a folder
     of its own (several run at once).
     """
-    if not (warm_kernels and _single_threaded() and _warm_enabled()):
+    if not (warm_kernels and _single_threaded() and _warm_enabled(fork_kernels)):
         return Path(tempfile.mkdtemp(prefix="grader-dask-"))
     from grader.kernel import warm
     if hasattr(warm, "expect_more"):  # as the pool does: no kernel booted for a submission that will not come
@@ -155,8 +156,9 @@ def _single_threaded() -> bool:
 
 
 @functools.cache
-def _warm_enabled() -> bool:
-    """Turn kernel warming on in this worker process, once; False where the grader has none.
+def _warm_enabled(fork: bool = False) -> bool:
+    """Turn kernel warming on in this worker process (kernels forked from a zygote with ``fork``, as
+    the local pool's), once; False where the grader has none.
 
     The worker's close ends the kernel booted for a submission that never came: a teardown hook,
     because at interpreter exit (atexit) the threads that clean-up needs are already gone."""
@@ -167,7 +169,7 @@ def _warm_enabled() -> bool:
     except ImportError:
         return False
     get_worker().plugins.setdefault("grader-warm-kernels", _WarmShutdown())
-    warm.enable()
+    warm.enable(fork=fork)
     return True
 
 

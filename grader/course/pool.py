@@ -69,6 +69,9 @@ class BatchOptions:
     hard_timeout_s: float | None = 3600.0  # backstop per submission, beyond the pipeline's own limits
     memory_per_kernel_gib: float = 3.0  # field notes: a tiny Trainer run needs 2 GiB; allow 3
     warm_kernels: bool = True  # each worker boots its next kernel while grading (grader.kernel.warm)
+    # ... forked from a zygote that has imported the libraries once (grader.kernel.forkserver), where
+    # the machine allows it (bubblewrap and root); only with warm_kernels
+    fork_kernels: bool = True
     pin_kernels: bool = True  # each worker (and its kernels) on cores of its own, when they fit
 
 
@@ -144,6 +147,7 @@ def _worker_main(
     warm_kernels: bool = False,
     cores: tuple[int, ...] | None = None,
     scratch: str | None = None,
+    fork_kernels: bool = False,
 ) -> None:
     os.setpgrp()  # our own process group: the batch can kill us together with our kernel
     install_safe_logging()  # the worker's log lines reach the instructor's terminal too
@@ -160,7 +164,7 @@ def _worker_main(
     if warm_kernels:
         from grader.kernel import warm
 
-        warm.enable()  # one submission at a time here: the next one's kernel boots while this one runs
+        warm.enable(fork=fork_kernels)  # one submission at a time here: the next one's kernel boots while this one runs
     try:
         _serve(conn, grade_fn)
     finally:
@@ -240,11 +244,12 @@ def sweep_dead(base: Path, prefix: str, random_suffix: bool) -> list[Path]:
 
 class _Pool:
     def __init__(self, size: int, grade_fn: GradeFn, env: dict[str, str], warm_kernels: bool = False,
-                 slots: list[tuple[int, ...]] | None = None) -> None:
+                 slots: list[tuple[int, ...]] | None = None, fork_kernels: bool = False) -> None:
         self.ctx = multiprocessing.get_context("spawn")
         self.grade_fn = grade_fn
         self.env = env
         self.warm_kernels = warm_kernels
+        self.fork_kernels = fork_kernels
         self.slots = slots
         sweep_dead(Path(tempfile.gettempdir()), BATCH_TMP_PREFIX, random_suffix=True)
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{BATCH_TMP_PREFIX}{os.getpid()}-"))
@@ -258,7 +263,7 @@ class _Pool:
         parent, child = self.ctx.Pipe()
         proc = self.ctx.Process(
             target=_worker_main,
-            args=(child, self.grade_fn, self.env, self.warm_kernels, cores, str(scratch)),
+            args=(child, self.grade_fn, self.env, self.warm_kernels, cores, str(scratch), self.fork_kernels),
             daemon=True,
         )
         proc.start()
@@ -329,7 +334,8 @@ def grade_all(
     """Yield an ``Outcome`` per submission as each finishes (in the order they finish)."""
     pending: deque[Submission] = deque(longest_first(todo))
     slots = core_slots(workers, options.threads_per_kernel) if options.pin_kernels else None
-    pool = _Pool(workers, grade_fn, kernel_env(options.threads_per_kernel), options.warm_kernels, slots)
+    pool = _Pool(workers, grade_fn, kernel_env(options.threads_per_kernel), options.warm_kernels, slots,
+                 options.fork_kernels)
     try:
         while pending or any(w.job is not None for w in pool.workers):
             for w in pool.workers:

@@ -81,11 +81,13 @@ def imports_source(modules: tuple[str, ...]) -> str:
     )
 
 
-def _make_km(config: ExecConfig, workdir: Path, env: dict[str, str]) -> tuple[Any, dict[str, bool], tuple[str, ...]]:
+def _make_km(config: ExecConfig, workdir: Path, env: dict[str, str], zygote: Any = None
+             ) -> tuple[Any, dict[str, bool], tuple[str, ...]]:
     if config.sandbox is not None:
         from grader.kernel.sandbox import make_kernel_manager
 
-        km, report = make_kernel_manager(config.sandbox, workdir, env, kernel_name=config.kernel_name, python=config.python)
+        km, report = make_kernel_manager(config.sandbox, workdir, env, kernel_name=config.kernel_name,
+                                         python=config.python, zygote=zygote)
         return km, dict(report.layers), tuple(report.missing)
     from jupyter_client.manager import AsyncKernelManager
 
@@ -100,11 +102,14 @@ def _make_km(config: ExecConfig, workdir: Path, env: dict[str, str]) -> tuple[An
 class GradingKernel:
     """A kernel for one submission, in its own working folder (the kernel's cwd)."""
 
-    def __init__(self, config: ExecConfig, workdir: Path) -> None:
+    def __init__(self, config: ExecConfig, workdir: Path, zygote: Any = None) -> None:
+        """``zygote``: a ``forkserver.ZygoteHandle`` of this config's setup to fork the kernel from
+        (the sandbox's layers are the same; the preamble and the imports are done already)."""
         self.config = config
         self.workdir = workdir
         self.env = kernel_env(config, workdir)
-        self.km, self.layers, self.missing = _make_km(config, workdir, self.env)
+        self.km, self.layers, self.missing = _make_km(config, workdir, self.env, zygote)
+        self.forked = zygote is not None
         self.kc: Any = None
         # kernel_start, preamble, imports; kernel_wait when it was warmed ahead (``grader.kernel.warm``)
         self.seconds: dict[str, float] = {}
@@ -130,6 +135,9 @@ class GradingKernel:
         await self.kc.wait_for_ready(timeout=self.config.startup_timeout)
         self.kc.allow_stdin = False
         t1 = time.monotonic()
+        if getattr(self.km, "preloaded", False):  # forked: the zygote ran both before the fork
+            self.seconds.update(kernel_start=t1 - t0, preamble=0.0, imports=0.0)
+            return
         failed, _ = await self.hidden(preamble, self.config.startup_timeout)
         if failed:  # without the shims and the training cap, no grade would mean anything
             raise KernelSetupError(f"the grading environment could not be set up in the kernel: {failed}")

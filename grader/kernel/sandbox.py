@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import grp
+import json
 import logging
 import os
 import pwd
@@ -525,6 +526,36 @@ def _kernel_env(env: dict[str, str], runtime: Path, private_tmp: bool) -> dict[s
     return out
 
 
+def _exposed_paths(policy: SandboxPolicy, env: dict[str, str], argv0: str) -> list[Path]:
+    """What the kernel reads although it may lie where the sandbox shows nothing: its Python, the
+    policy's ``expose_paths`` (the grader package), the store (HF_HOME)."""
+    exposed = _interpreter_paths(argv0) + [Path(os.path.realpath(p)) for p in policy.expose_paths]
+    hf_home = env.get("HF_HOME")
+    if hf_home:
+        exposed.append(Path(os.path.realpath(hf_home)))
+    return exposed
+
+
+def _fork_plan(policy: SandboxPolicy, workdir: Path, env: dict[str, str], zygote: Any
+               ) -> tuple[_Plan, SandboxReport]:
+    """The plan of a kernel forked from ``zygote`` (``grader.kernel.forkserver``): its own uid and
+    runtime folder, as a spawned kernel's, and the proxy as its command."""
+    from grader.kernel import forkserver
+
+    uid, gid, _ = _resolve_user(EPHEMERAL_USER)
+    runtime = Path(tempfile.mkdtemp(prefix="", dir=zygote.kernels))  # short: ipc socket paths are capped
+    plan = _Plan(workdir=workdir, runtime=runtime, transport="ipc", uid=uid, gid=gid, ephemeral=True,
+                 env=forkserver.kernel_environment(env, runtime, workdir), pid_namespace=True,
+                 disk_bytes=policy.disk_bytes, max_files=policy.max_files)
+    st = os.stat(workdir)
+    plan.owner = (st.st_uid, st.st_gid)
+    _chown_tree(workdir, uid, gid, only_from=None)
+    _chown_tree(runtime, uid, gid, only_from=None)
+    req = forkserver.request(zygote, workdir, runtime, uid, gid)
+    plan.prefix = [sys.executable, "-I", "-S", "-c", forkserver.PROXY, str(zygote.socket), json.dumps(req), "--"]
+    return plan, _report(policy, plan, True, False, [], [])
+
+
 def _plan(policy: SandboxPolicy, workdir: Path, env: dict[str, str], argv0: str
           ) -> tuple[_Plan, SandboxReport]:
     if not policy.enabled:
@@ -535,10 +566,8 @@ def _plan(policy: SandboxPolicy, workdir: Path, env: dict[str, str], argv0: str
     use_unshare = not use_bwrap and caps["unshare"]
     missing: list[str] = []
     notes: list[str] = []
-    exposed = _interpreter_paths(argv0) + [Path(os.path.realpath(p)) for p in policy.expose_paths]
+    exposed = _exposed_paths(policy, env, argv0)
     hf_home = env.get("HF_HOME")
-    if hf_home:
-        exposed.append(Path(os.path.realpath(hf_home)))
 
     user = _choose_user(policy, caps, use_bwrap, exposed + [workdir], missing)
     if user and hf_home and os.path.isdir(hf_home):
@@ -636,6 +665,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     """
 
     _plan: _Plan = _Plan()
+    preloaded = False  # forked from a zygote: the preamble and the imports ran before the fork
     _namespaces: set[int] = set()  # inodes of PID namespaces seen below the wrapper
     _disk: DiskWatch | None = None
 
@@ -773,7 +803,7 @@ def python_kernel_spec(python: str, display_name: str = "Python 3") -> KernelSpe
 
 
 def make_kernel_manager(policy: SandboxPolicy, workdir: Path, env: dict[str, str],
-                        kernel_name: str = "python3", python: str | None = None
+                        kernel_name: str = "python3", python: str | None = None, zygote: Any = None
                         ) -> tuple[SandboxedKernelManager, SandboxReport]:
     """A kernel manager for ``nbclient.NotebookClient(nb, km=km)`` whose kernel runs confined.
 
@@ -796,7 +826,11 @@ def make_kernel_manager(policy: SandboxPolicy, workdir: Path, env: dict[str, str
     if spec is None:
         raise SandboxError(f"no kernelspec named {kernel_name!r}")
     argv0 = sys.executable if spec.argv[0] in {"python", "python3"} else spec.argv[0]
-    plan, report = _plan(policy, workdir, env, argv0)
+    if zygote is not None:  # forked from a zygote that has run the preamble and the imports already
+        plan, report = _fork_plan(policy, workdir, env, zygote)
+        km.preloaded = True
+    else:
+        plan, report = _plan(policy, workdir, env, argv0)
     km._plan = plan
     if policy.enabled:
         # SIGINT to the process group would hit the wrapper too; ipykernel takes the message.

@@ -30,24 +30,32 @@ import asyncio
 import concurrent.futures
 import logging
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from grader.kernel.lifecycle import GradingKernel
+from grader.kernel import forkserver
+from grader.kernel.forkserver import ZygoteHandle
+from grader.kernel.lifecycle import GradingKernel, kernel_env
 from grader.kernel.setup import KernelSetup
 
 log = logging.getLogger("grader")
 T = TypeVar("T")
+MAX_ZYGOTES = 2  # per worker: a batch has one kernel setup; a zygote holds its imports in memory
 
 
 class KernelWarmer:
     """One per worker process: the kernel booting for the next submission, and the loop that runs
     every kernel of the worker (``run``, ``later``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fork: bool = False) -> None:
+        self.fork = fork  # fork kernels from a zygote per setup (``grader.kernel.forkserver``)
+        # per kernel setup (compared, not hashed: a setup holds mappings); None: its kernels start fresh
+        self._zygotes: list[tuple[KernelSetup, ZygoteHandle | None]] = []
+        self._zygote_lock: asyncio.Lock | None = None  # made on the loop
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="grader-kernels", daemon=True)
         self._thread.start()
@@ -69,6 +77,10 @@ class KernelWarmer:
                 kernel = self._ready(future)
             else:
                 self._drop(future)
+        if kernel is None and self.fork:
+            # forked kernels: this one comes from the zygote too (the zygote's imports replace the
+            # ones a fresh kernel would make, so nothing is gained by starting one fresh)
+            kernel = self._ready(asyncio.run_coroutine_threadsafe(self._tracked(self._boot(setup)), self._loop))
         if self.ahead:
             self._next = (setup, asyncio.run_coroutine_threadsafe(self._tracked(self._boot(setup)), self._loop))
         if kernel is not None:
@@ -96,6 +108,10 @@ class KernelWarmer:
             self.run(asyncio.wait_for(self._drain(), timeout))
         except (TimeoutError, concurrent.futures.TimeoutError):
             log.warning("kernel clean-up did not finish within %.0f s", timeout)
+        for _, zygote in self._zygotes:
+            if zygote is not None:
+                zygote.stop()
+        self._zygotes.clear()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
 
@@ -129,10 +145,47 @@ class KernelWarmer:
         while self._tasks:
             await asyncio.wait(set(self._tasks))
 
+    async def _zygote(self, setup: KernelSetup) -> ZygoteHandle | None:
+        """The zygote of ``setup``, started on first use (None: kernels of this setup start fresh)."""
+        if self._zygote_lock is None:
+            self._zygote_lock = asyncio.Lock()
+        async with self._zygote_lock:
+            known = next((i for i, (s, _) in enumerate(self._zygotes) if s == setup), None)
+            if known is not None:
+                zygote = self._zygotes[known][1]
+                if zygote is None or zygote.alive():
+                    return zygote
+                log.warning("the zygote of this kernel setup died (exit code %s); kernels start fresh",
+                            zygote.process.poll())
+                zygote.stop()
+                self._zygotes[known] = (setup, None)
+                return None
+            why = forkserver.usable(setup.config.sandbox)
+            if why is None and sum(z is not None for _, z in self._zygotes) >= MAX_ZYGOTES:
+                why = f"this worker runs {MAX_ZYGOTES} zygotes already (one per kernel setup)"
+            if why is not None:
+                log.info("kernels start fresh, not forked: %s", why)
+                self._zygotes.append((setup, None))
+                return None
+            config = setup.config
+            try:
+                # launched on this loop's thread (which lives as long as the worker), waited for in another
+                zygote = forkserver.launch(config.sandbox, lambda w: kernel_env(setup.config_for(w), w),
+                                           config.python or sys.executable, config.preamble, config.imports,
+                                           setup.work_root)
+                await asyncio.to_thread(forkserver.wait_ready, zygote, config.startup_timeout * 2)
+            except Exception as exc:  # noqa: BLE001 - fresh kernels still grade; the reason is logged
+                log.warning("kernels start fresh, not forked: the zygote failed (%s: %s)", type(exc).__name__, exc)
+                self._zygotes.append((setup, None))
+                return None
+            self._zygotes.append((setup, zygote))
+            return zygote
+
     async def _boot(self, setup: KernelSetup) -> GradingKernel:
+        zygote = await self._zygote(setup) if self.fork else None
         workdir = setup.new_workdir()  # a few folders and links: not worth a thread (nor a leak on cancel)
         try:
-            kernel = GradingKernel(setup.config_for(workdir), workdir)
+            kernel = GradingKernel(setup.config_for(workdir), workdir, zygote=zygote)
         except BaseException:
             shutil.rmtree(workdir, ignore_errors=True)
             raise
@@ -169,21 +222,24 @@ async def _logged(coro: Coroutine[Any, Any, Any]) -> None:
 # --- the worker process's warmer ------------------------------------------------------------------
 
 _enabled = False
+_fork = False
 _ahead = True
 _warmer: KernelWarmer | None = None
 
 
-def enable() -> None:
-    """Warm kernels ahead in this process (a pool worker: one submission at a time)."""
-    global _enabled
+def enable(fork: bool = False) -> None:
+    """Warm kernels ahead in this process (a pool worker: one submission at a time); ``fork``: fork
+    them from a zygote per kernel setup where the machine allows it (``grader.kernel.forkserver``)."""
+    global _enabled, _fork
     _enabled = True
+    _fork = fork
 
 
 def current() -> KernelWarmer | None:
     """This process's warmer (made on first use), or None where warming is not enabled."""
     global _warmer
     if _enabled and _warmer is None:
-        _warmer = KernelWarmer()
+        _warmer = KernelWarmer(fork=_fork)
         _warmer.ahead = _ahead
     return _warmer if _enabled else None
 

@@ -57,6 +57,9 @@ def register(subparsers: Any) -> None:
                    help="threads each kernel's numeric libraries may use (default: 1; OMP_NUM_THREADS etc.)")
     p.add_argument("--no-warm-kernels", action="store_true",
                    help="start each kernel when its submission comes up, instead of while the previous one runs")
+    p.add_argument("--no-fork-kernels", action="store_true",
+                   help="start every kernel fresh instead of forking it from a process that has imported the "
+                        "libraries once (forking needs bubblewrap and root; elsewhere kernels start fresh anyway)")
     p.add_argument("--no-pin", action="store_true",
                    help="let kernels run on any core (default: each worker and its kernels on cores of their own)")
     p.add_argument("--hard-timeout", type=float, default=3600.0, metavar="SECONDS",
@@ -120,6 +123,7 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
     batch_options = BatchOptions(workers=args.workers, threads_per_kernel=args.threads_per_kernel, force=args.force,
                            hard_timeout_s=args.hard_timeout if args.hard_timeout > 0 else None,
                            warm_kernels=not getattr(args, "no_warm_kernels", False),
+                           fork_kernels=not getattr(args, "no_fork_kernels", False),
                            pin_kernels=not getattr(args, "no_pin", False))
     cluster = None
     if cluster_spec is not None:

@@ -265,6 +265,46 @@ def test_a_forked_kernels_environment_names_the_fixed_paths(tmp_path: Path) -> N
     assert env["JUPYTER_RUNTIME_DIR"] == str(runtime / "jupyter")  # read after the fork: its own
 
 
+# What modules decide at import, and how a kernel looks to the notebook: a forked kernel of the course
+# must match a fresh one (libraries that ask at import whether they run in a notebook, logging
+# handlers bound to the streams of that moment, the launcher's sys.argv and sys.path)
+IMPORT_FACTS = r"""
+import sys, json, logging, warnings
+import tqdm.auto, transformers, transformers.trainer, torch
+def streams(name):
+    return [type(h).__name__ + ":" + type(getattr(h, "stream", None)).__name__ for h in logging.getLogger(name).handlers]
+print(json.dumps({
+    "modules": sorted(sys.modules), "argv0": sys.argv[0], "path": sys.path, "warning_filters": len(warnings.filters),
+    "progress": transformers.trainer.DEFAULT_PROGRESS_CALLBACK.__name__, "tqdm": tqdm.auto.tqdm.__mro__[1].__module__,
+    "handlers": [streams(n) for n in ("", "transformers", "datasets")], "displayhook": type(sys.displayhook).__name__,
+    "torch_threads": torch.get_num_threads(), "stdout": type(sys.stdout).__name__,
+}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+@needs_fork
+def test_a_forked_course_kernel_imported_the_same_modules_the_same_way_as_a_fresh_one(tmp_path: Path, built_store: Path) -> None:
+    from grader.kernel.setup import kernel_setup
+    from grader.pack.rubric import load_rubric
+    from grader.steps.pipeline import GradeOptions
+
+    setup = kernel_setup(load_rubric("assignment3"), GradeOptions(work_root=tmp_path / "work"))
+    fresh = _run(setup, None, None, IMPORT_FACTS)
+    warmer = KernelWarmer(fork=True)
+    try:
+        kernel = warmer.take(setup)
+        assert kernel is not None and kernel.forked
+        forked = _run(setup, kernel, warmer, IMPORT_FACTS)
+    finally:
+        warmer.close()
+    assert set(forked["modules"]) ^ set(fresh["modules"]) == set()
+    assert forked == fresh
+    assert forked["progress"] == "NotebookProgressCallback"  # transformers saw a notebook at import, as in a fresh kernel
+    assert forked["handlers"][1] == ["StreamHandler:OutStream"]  # its messages reach the notebook's output
+
+
 @pytest.mark.slow
 @pytest.mark.sandbox
 @needs_fork

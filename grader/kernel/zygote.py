@@ -40,6 +40,7 @@ import ctypes
 import fcntl
 import gc
 import importlib
+import importlib.util
 import json
 import os
 import random
@@ -175,8 +176,8 @@ def _run_kernel(req: dict[str, Any]) -> int:
         else:
             os.environ.pop(key, None)
     args = list(req["args"])
-    sys.argv = ["ipykernel_launcher", *args]
-    sys.path[0] = req["workdir"]  # what ``python -m ipykernel_launcher`` puts first: its cwd
+    spec = importlib.util.find_spec("ipykernel_launcher")
+    sys.argv = [spec.origin if spec is not None and spec.origin else "ipykernel_launcher", *args]
     os.environ["JPY_PARENT_PID"] = "1"  # no parent poller: the kernel ends with its namespace
     random.seed()  # a fresh state, as a freshly started interpreter has
     numpy = sys.modules.get("numpy")
@@ -240,6 +241,7 @@ def _namespace(req: dict[str, Any], zygote: int) -> None:
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != zygote:
         os._exit(1)
+    _oom_score_adj(0)  # the kernel is the process to kill when memory runs out, not its zygote
     _check(_libc.unshare(CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS), "unshare")
     _layout(req)
     init = os.fork()
@@ -248,6 +250,14 @@ def _namespace(req: dict[str, Any], zygote: int) -> None:
         os._exit(1)
     _, status = os.waitpid(init, 0)
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _oom_score_adj(value: int) -> None:
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError:
+        pass
 
 
 def _guarded(fn: Any, req: dict[str, Any]) -> int:
@@ -259,6 +269,49 @@ def _guarded(fn: Any, req: dict[str, Any]) -> int:
 
 
 # --------------------------------------------------------------------------- the zygote
+
+
+class ZMQInteractiveShell:
+    """What ``get_ipython()`` shows the zygote's imports: libraries decide at import whether they run
+    in a notebook (transformers' Trainer picks its progress display, tqdm its bar) by asking for the
+    shell and its ``IPKernelApp`` config. In a fresh kernel the imports come after the kernel's start,
+    so they find one; here they must too. Nothing else of a shell is there."""
+
+    config: dict[str, Any] = {"IPKernelApp": {}}
+
+
+class _as_in_a_kernel:
+    """While the zygote imports: ``IPython.get_ipython()`` returns a ``ZMQInteractiveShell`` stand-in
+    when there is no real shell (a module that kept the function asks the real one afterwards)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.saved: list[tuple[Any, Any]] = []
+
+    def __enter__(self) -> _as_in_a_kernel:
+        try:
+            import IPython
+            import IPython.core.getipython as getipython
+        except ImportError:
+            return self
+        real = getipython.get_ipython
+        stand_in = ZMQInteractiveShell()
+
+        def get_ipython() -> Any:
+            shell = real()
+            return shell if shell is not None or not self.active else stand_in
+
+        self.active = True
+        for module in (IPython, getipython):
+            self.saved.append((module, module.get_ipython))
+            module.get_ipython = get_ipython  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.active = False
+        for module, original in self.saved:
+            module.get_ipython = original
+
 
 
 class Zygote:
@@ -279,12 +332,13 @@ class Zygote:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 - the kernel then imports it after the fork, as a fresh one would
                 pass
-        exec(compile(setup["preamble"], "<grader preamble>", "exec"), {"__name__": "__grader_preamble__"})
-        for name in setup["imports"]:
-            try:
-                importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - the notebook meets the same error in its own cell
-                pass
+        with _as_in_a_kernel():
+            exec(compile(setup["preamble"], "<grader preamble>", "exec"), {"__name__": "__grader_preamble__"})
+            for name in setup["imports"]:
+                try:
+                    importlib.import_module(name)
+                except Exception:  # noqa: BLE001 - the notebook meets the same error in its own cell
+                    pass
         gc.collect()
         gc.freeze()  # what the imports made stays in shared pages: the collector never touches it
 
@@ -405,9 +459,13 @@ class Zygote:
 
 def main() -> None:
     ctl = sys.argv[1]
+    # as ``ipykernel_launcher`` does before it imports anything: the working folder is not on the path
+    if sys.path and (sys.path[0] == "" or os.path.realpath(sys.path[0]) == os.path.realpath(os.getcwd())):
+        del sys.path[0]
     with open(os.path.join(ctl, "setup.json"), encoding="utf-8") as f:
         setup = json.load(f)
     zygote = Zygote(ctl)
+    _oom_score_adj(-500)  # its death would end every kernel forked from it; each kernel goes back to 0
     # what the imports print (deprecation warnings) goes to a log, as a fresh kernel's goes to its hidden
     # boot output; the grader shows the log's end if the zygote fails
     saved = os.dup(2)

@@ -100,10 +100,11 @@ def main() -> int:
     ap.add_argument("--rubric", default="assignment3", help="the rubric that grades the generated notebooks")
     ap.add_argument("--keep", type=Path, default=None, help="keep the notebooks and outputs in this folder")
     ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    ap.add_argument("--grader-arg", action="append", default=[], help="extra argument to grader batch (repeat)")
     args = ap.parse_args()
     work = args.keep or Path(tempfile.mkdtemp(prefix="grader-scale-"))
     work.mkdir(parents=True, exist_ok=True)
-    extra = ["--rubric", args.rubric] + (["--cluster", args.cluster] if args.cluster else [])
+    extra = ["--rubric", args.rubric] + (["--cluster", args.cluster] if args.cluster else []) + args.grader_arg
     rows = []
     try:
         for n in args.sizes:

@@ -250,6 +250,25 @@ def test_a_warmer_asked_to_fork_without_a_sandbox_starts_kernels_fresh(tmp_path:
         warmer.close()
 
 
+@pytest.mark.slow
+@pytest.mark.sandbox
+@needs_fork
+def test_kernels_start_fresh_when_the_work_root_holds_what_they_need(tmp_path: Path) -> None:
+    """A forked kernel covers the whole work root (the other kernels' folders): a work root that holds
+    the store would hide it, so the warmer starts kernels fresh instead."""
+    from dataclasses import replace
+
+    setup = replace(light_setup(tmp_path, sandbox=True), work_root=tmp_path)  # the store is tmp_path/empty-store
+    warmer = KernelWarmer(fork=True)
+    try:
+        kernel = warmer.take(setup)
+        assert kernel is not None and not kernel.forked
+        state, _ = run_state(setup, kernel, warmer)
+        assert not state["seen_before"]
+    finally:
+        warmer.close()
+
+
 def test_a_forked_kernels_environment_names_the_fixed_paths(tmp_path: Path) -> None:
     from grader.kernel import zygote
 

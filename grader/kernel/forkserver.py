@@ -181,6 +181,10 @@ def launch(policy: SandboxPolicy, env_for: Any, python: str, preamble: str, impo
         template_work.mkdir(parents=True)
         template_run.mkdir(parents=True)
         env = kernel_environment(dict(env_for(template_work)), template_run, template_work)
+        exposed = _exposed_paths(policy, env, python)
+        covered = [p for p in exposed if p == work_root or work_root in p.parents]
+        if covered:  # every forked kernel covers the work root: it would not see these
+            raise ZygoteError(f"the work root {work_root} holds what every kernel needs ({covered[0]})")
         (root / "ctl" / "setup.json").write_text(json.dumps({"preamble": preamble, "imports": list(imports)}))
         caps = probe_capabilities()
         blank = root / "blank"
@@ -189,7 +193,7 @@ def launch(policy: SandboxPolicy, env_for: Any, python: str, preamble: str, impo
         # the zygote's layout is a kernel's, with the work root and its own folder writable; it stays
         # root with its capabilities (it makes each kernel's namespaces), and never runs a cell
         plan = _Plan(workdir=work_root, runtime=root, uid=0)
-        argv = _bwrap_args(policy, caps, plan, _exposed_paths(policy, env, python), blank)
+        argv = _bwrap_args(policy, caps, plan, exposed, blank)
         argv += [python, "-m", "grader.kernel.zygote", str(root / "ctl")]
         process = subprocess.Popen(argv, env=env, cwd=str(work_root), stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, start_new_session=True)

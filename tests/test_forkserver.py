@@ -64,6 +64,23 @@ print(json.dumps({
 """
 
 
+def _gone(uid: int, timeout: float = 10.0) -> bool:
+    """Whether every process and thread of ``uid`` is gone (waiting up to ``timeout``)."""
+    from grader.kernel.sandbox import count_user_tasks
+
+    deadline = time.monotonic() + timeout
+    while count_user_tasks(uid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return count_user_tasks(uid) == 0
+
+
+def _drop(warmer: KernelWarmer, kernel: GradingKernel) -> None:
+    """What the pipeline does with a kernel after its notebook."""
+    kernel.kill_now()
+    warmer.run(kernel.stop())
+    shutil.rmtree(kernel.workdir, ignore_errors=True)
+
+
 def _run(setup: Any, kernel: GradingKernel | None, warmer: KernelWarmer | None, source: str) -> dict[str, Any]:
     nb = new_notebook(cells=[new_code_cell(source)])
     workdir = kernel.workdir if kernel is not None else setup.new_workdir()
@@ -156,16 +173,11 @@ def test_two_forked_kernels_cannot_reach_each_other(tmp_path: Path) -> None:
 
         assert count_user_tasks(who_a["uid"]) >= 2  # the kernel and its sleep
         a.kill_now()  # what the pipeline does after a notebook
-        deadline = time.monotonic() + 10
-        while count_user_tasks(who_a["uid"]) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert count_user_tasks(who_a["uid"]) == 0  # the kernel and everything it started are gone
+        assert _gone(who_a["uid"])  # the kernel and everything it started
         failed, _ = warmer.run(b.hidden("1", 30))  # b (and the zygote) unaffected
         assert not failed
         for k in (a, b):
-            k.kill_now()
-            warmer.run(k.stop())
-            shutil.rmtree(k.workdir, ignore_errors=True)
+            _drop(warmer, k)
     finally:
         warmer.close()
 
@@ -183,23 +195,15 @@ def test_killing_the_proxy_kills_the_kernel_and_the_zygote_lives_on(tmp_path: Pa
         uid = int(out)
         proxy = kernel.km.provisioner.process
         os.kill(proxy.pid, 9)  # as jupyter_client's kill does
-        from grader.kernel.sandbox import count_user_tasks
-
-        deadline = time.monotonic() + 10
-        while count_user_tasks(uid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert count_user_tasks(uid) == 0
+        assert _gone(uid)
         zygote = next(z for _, z in warmer._zygotes if z is not None)
         assert zygote.alive()
-        warmer.run(kernel.stop())
-        shutil.rmtree(kernel.workdir, ignore_errors=True)
+        _drop(warmer, kernel)
         again = warmer.take(setup)
         assert again is not None and again.forked
         failed, out = warmer.run(again.hidden("print(6 * 7)", 30))
         assert (failed, out.strip()) == ("", "42")
-        again.kill_now()
-        warmer.run(again.stop())
-        shutil.rmtree(again.workdir, ignore_errors=True)
+        _drop(warmer, again)
     finally:
         warmer.close()
     assert not zygote.alive() and not zygote.root.exists()  # the zygote ends with its warmer

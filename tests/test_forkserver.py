@@ -212,6 +212,39 @@ def test_killing_the_proxy_kills_the_kernel_and_the_zygote_lives_on(tmp_path: Pa
 @pytest.mark.slow
 @pytest.mark.sandbox
 @needs_fork
+def test_a_kernel_ended_by_its_zygotes_death_is_the_graders_failure_not_the_students(tmp_path: Path) -> None:
+    """The zygote killed while a notebook runs: the kernel dies with it, and that is named a grading
+    failure (the pipeline's boundary turns it into an error result to grade again), never a dead
+    kernel the student caused. A kernel that dies by itself leaves the zygote alive: the student's."""
+    import threading
+
+    from grader.kernel.lifecycle import ZygoteDied
+
+    setup = light_setup(tmp_path, sandbox=True)
+    warmer = KernelWarmer(fork=True)
+    try:
+        own = warmer.take(setup)
+        assert own is not None and own.forked
+        ex = execute.run(new_notebook(cells=[new_code_cell("import os; os.kill(os.getpid(), 9)")]), own.workdir,
+                         setup.config_for(own.workdir), None, None, kernel=own, runner=warmer)
+        assert ex.kernel_status != "ok"
+        own.check_zygote(ex.kernel_status)  # the student's own doing: no harness failure
+        kernel = warmer.take(setup)
+        assert kernel is not None and kernel.forked
+        zygote = next(z for _, z in warmer._zygotes if z is not None)
+        threading.Timer(2.0, zygote.stop).start()
+        ex = execute.run(new_notebook(cells=[new_code_cell("import time; time.sleep(30)")]), kernel.workdir,
+                         setup.config_for(kernel.workdir), None, None, kernel=kernel, runner=warmer)
+        assert ex.kernel_status != "ok"
+        with pytest.raises(ZygoteDied):
+            kernel.check_zygote(ex.kernel_status)
+    finally:
+        warmer.close()
+
+
+@pytest.mark.slow
+@pytest.mark.sandbox
+@needs_fork
 def test_the_zygote_refuses_a_kernel_whose_environment_its_imports_do_not_fit(tmp_path: Path) -> None:
     setup = light_setup(tmp_path, sandbox=True)
     warmer = KernelWarmer(fork=True)

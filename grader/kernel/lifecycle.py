@@ -32,6 +32,11 @@ class KernelSetupError(RuntimeError):
     """The kernel started but the grader's own set-up code failed in it: a harness failure."""
 
 
+class ZygoteDied(KernelSetupError):
+    """The zygote a kernel was forked from died while the notebook ran, and took the kernel with it:
+    the grader's failure, never the student's (``grader.kernel.forkserver``)."""
+
+
 class KernelReused(RuntimeError):
     """A kernel was handed to a second submission: never allowed (isolation)."""
 
@@ -110,6 +115,7 @@ class GradingKernel:
         self.env = kernel_env(config, workdir)
         self.km, self.layers, self.missing = _make_km(config, workdir, self.env, zygote)
         self.forked = zygote is not None
+        self._zygote = zygote
         self.kc: Any = None
         # kernel_start, preamble, imports; kernel_wait when it was warmed ahead (``grader.kernel.warm``)
         self.seconds: dict[str, float] = {}
@@ -124,6 +130,13 @@ class GradingKernel:
     @property
     def claimed(self) -> bool:
         return self._claimed
+
+    def check_zygote(self, kernel_status: str) -> None:
+        """Raise ``ZygoteDied`` when the notebook's kernel did not end well and the zygote it was forked
+        from is dead: its death ended the kernel (a kernel that died by itself leaves the zygote alive)."""
+        if kernel_status != "ok" and self._zygote is not None and not self._zygote.alive():
+            raise ZygoteDied(f"the process this kernel was forked from died while the notebook ran (exit code "
+                             f"{self._zygote.process.poll()}): a grading failure, not the student's; grade it again")
 
     async def boot(self, preamble: str) -> None:
         """Start the kernel, connect, run the preamble, then the imports. The caller stops the kernel

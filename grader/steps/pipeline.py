@@ -216,6 +216,8 @@ def _execute(loaded: LoadedNotebook, nb: Any, sections: Any, rubric: Rubric, opt
     try:
         execution = run_execution(nb, workdir, setup.config_for(workdir), plan, [s.subtask for s in sections],
                                   kernel=kernel, runner=warmer)
+        if kernel is not None:
+            kernel.check_zygote(execution.kernel_status)  # a forked kernel its zygote's death ended: the grader's fault
         return execution, read_all_saved(workdir, rubric.saved_files)  # after the kernel stopped
     finally:
         if options.keep_workdir:

@@ -221,12 +221,6 @@ def wait_ready(handle: ZygoteHandle, timeout: float = 120.0) -> ZygoteHandle:
     return handle
 
 
-def start(policy: SandboxPolicy, env_for: Any, python: str, preamble: str, imports: tuple[str, ...],
-          work_root: Path, timeout: float = 120.0) -> ZygoteHandle:
-    """``launch``, then ``wait_ready``."""
-    return wait_ready(launch(policy, env_for, python, preamble, imports, work_root), timeout)
-
-
 def _read_line(process: subprocess.Popen[bytes], timeout: float) -> str:
     got: list[bytes] = []
 

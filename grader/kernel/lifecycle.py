@@ -114,7 +114,6 @@ class GradingKernel:
         self.workdir = workdir
         self.env = kernel_env(config, workdir)
         self.km, self.layers, self.missing = _make_km(config, workdir, self.env, zygote)
-        self.forked = zygote is not None
         self._zygote = zygote
         self.kc: Any = None
         # kernel_start, preamble, imports; kernel_wait when it was warmed ahead (``grader.kernel.warm``)
@@ -130,6 +129,11 @@ class GradingKernel:
     @property
     def claimed(self) -> bool:
         return self._claimed
+
+    @property
+    def forked(self) -> bool:
+        """Forked from a zygote, which ran the preamble and the imports before the fork."""
+        return self._zygote is not None
 
     def check_zygote(self, kernel_status: str) -> None:
         """Raise ``ZygoteDied`` when the notebook's kernel did not end well and the zygote it was forked
@@ -148,7 +152,7 @@ class GradingKernel:
         await self.kc.wait_for_ready(timeout=self.config.startup_timeout)
         self.kc.allow_stdin = False
         t1 = time.monotonic()
-        if getattr(self.km, "preloaded", False):  # forked: the zygote ran both before the fork
+        if self.forked:  # the zygote ran both before the fork
             self.seconds.update(kernel_start=t1 - t0, preamble=0.0, imports=0.0)
             return
         failed, _ = await self.hidden(preamble, self.config.startup_timeout)

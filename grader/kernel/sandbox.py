@@ -547,10 +547,7 @@ def _fork_plan(policy: SandboxPolicy, workdir: Path, env: dict[str, str], zygote
     plan = _Plan(workdir=workdir, runtime=runtime, transport="ipc", uid=uid, gid=gid, ephemeral=True,
                  env=forkserver.kernel_environment(env, runtime, workdir), pid_namespace=True,
                  disk_bytes=policy.disk_bytes, max_files=policy.max_files)
-    st = os.stat(workdir)
-    plan.owner = (st.st_uid, st.st_gid)
-    _chown_tree(workdir, uid, gid, only_from=None)
-    _chown_tree(runtime, uid, gid, only_from=None)
+    _hand_over(plan)
     req = forkserver.request(zygote, workdir, runtime, uid, gid)
     plan.prefix = [sys.executable, "-I", "-S", "-c", forkserver.PROXY, str(zygote.socket), json.dumps(req), "--"]
     return plan, _report(policy, plan, True, False, [], [])
@@ -585,10 +582,7 @@ def _plan(policy: SandboxPolicy, workdir: Path, env: dict[str, str], argv0: str
     os.chmod(blank, 0)
     if user:
         plan.uid, plan.gid, plan.ephemeral = user
-        st = os.stat(workdir)
-        plan.owner = (st.st_uid, st.st_gid)
-        _chown_tree(workdir, plan.uid, plan.gid, only_from=None)
-        _chown_tree(runtime, plan.uid, plan.gid, only_from=None, skip=blank)
+        _hand_over(plan, skip=blank)
 
     shim = [sys.executable, "-I", "-S", "-c", _SHIM,
             str(policy.memory_bytes), str(policy.cpu_seconds), str(policy.max_processes),
@@ -635,6 +629,16 @@ def _report(policy: SandboxPolicy, plan: _Plan, use_bwrap: bool, use_unshare: bo
     return SandboxReport(layers, tuple(missing), tuple(notes))
 
 
+def _hand_over(plan: _Plan, skip: Path | None = None) -> None:
+    """Give the kernel's uid its working and runtime folders (noting the workdir's owner, to whom
+    ``_release`` gives it back)."""
+    assert plan.uid is not None and plan.runtime is not None
+    st = os.stat(plan.workdir)
+    plan.owner = (st.st_uid, st.st_gid)
+    _chown_tree(plan.workdir, plan.uid, plan.gid, only_from=None)
+    _chown_tree(plan.runtime, plan.uid, plan.gid, only_from=None, skip=skip)
+
+
 def _chown_tree(root: Path, uid: int, gid: int, only_from: int | None, skip: Path | None = None) -> None:
     """lchown ``root`` and everything under it (never following links)."""
     def one(path: str) -> None:
@@ -665,7 +669,6 @@ class SandboxedKernelManager(AsyncKernelManager):
     """
 
     _plan: _Plan = _Plan()
-    preloaded = False  # forked from a zygote: the preamble and the imports ran before the fork
     _namespaces: set[int] = set()  # inodes of PID namespaces seen below the wrapper
     _disk: DiskWatch | None = None
 
@@ -828,7 +831,6 @@ def make_kernel_manager(policy: SandboxPolicy, workdir: Path, env: dict[str, str
     argv0 = sys.executable if spec.argv[0] in {"python", "python3"} else spec.argv[0]
     if zygote is not None:  # forked from a zygote that has run the preamble and the imports already
         plan, report = _fork_plan(policy, workdir, env, zygote)
-        km.preloaded = True
     else:
         plan, report = _plan(policy, workdir, env, argv0)
     km._plan = plan

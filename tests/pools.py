@@ -3,7 +3,8 @@
 Children are spawned, never forked: by the time a slow test builds its pool, earlier tests have
 used torch in the pytest process, and a forked child inherits torch's OpenMP pool in a locked
 state and hangs in its first matrix product (seen: a full-suite run stuck in `custom_forward`).
-The batch command spawns its workers for the same reason (grader/course/batch.py)."""
+The batch command spawns its workers for the same reason, or forks them from a prototype process
+that checked it runs a single thread (grader/course/prototype.py)."""
 
 from __future__ import annotations
 

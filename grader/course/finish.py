@@ -1,12 +1,12 @@
 """One submission's result as the batch records it: what the batch knows and the pipeline does not
 (the id, team names, the submission's problems), results for submissions that could not run, and
-the real grade function (``grade_with_pipeline``).
+the real grade function (``grade_with_pipeline``, ``PipelineGrader``).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,29 @@ def grade_with_pipeline(notebook: Path, out_dir: Path, *, options: Any) -> Grade
     from grader.steps.pipeline import grade_submission
 
     return grade_submission(notebook, out_dir, replace(options, submission_id=out_dir.name))
+
+
+@dataclass(frozen=True)
+class PipelineGrader:
+    """The real grade function as a batch's pool uses it: ``grade_with_pipeline`` under ``options``,
+    and what a batch's template process does once for all its workers (``grader.course.template``):
+    the kernel setup their zygote is started for, and the pack's warm-up."""
+
+    options: Any  # grader.steps.pipeline.GradeOptions
+
+    def __call__(self, notebook: Path, out_dir: Path) -> GradeResult:
+        return grade_with_pipeline(notebook, out_dir, options=self.options)
+
+    def kernel_setup(self, work_root: Path) -> Any:
+        """The setup of the batch's kernels, working under ``work_root`` (``grader.kernel.setup``)."""
+        from grader.steps.pipeline import batch_kernel_setup
+
+        return batch_kernel_setup(self.options, work_root)
+
+    def warm_up(self) -> None:
+        from grader.steps.pipeline import warm_up
+
+        warm_up(self.options)
 
 
 def harness_error_result(sub: Submission, message: str, *, kernel_status: str = "ok") -> GradeResult:

@@ -1,8 +1,11 @@
 """Grade a batch of submissions in parallel, record every run in the gradebook, show progress.
 
-The pool is a few long-lived worker processes (``spawn``), each grading one submission at a time
-with ``grade_fn(notebook, out_dir)``. Long-lived, because starting a Python process that imports
-the grading stack costs about as much as a small notebook's own run. Each worker leads its own
+The pool is a few long-lived worker processes, each grading one submission at a time with
+``grade_fn(notebook, out_dir)``. Long-lived, because starting a Python process that imports the
+grading stack costs about as much as a small notebook's own run. When the grade function says how to
+warm up (``PipelineGrader``), the workers are forked from a prototype that did it once and started
+the batch's one zygote (``grader.course.prototype``; ``BatchOptions.fork_workers``); otherwise, or
+where forking would not be safe, they are spawned. Each worker leads its own
 process group, so a worker that hangs past the hard timeout is killed together with its kernel, and
 a worker that dies (segfault, OOM killer) only costs the submission it held: that submission gets an
 error result, a fresh worker takes its place, and the batch goes on. Workers also die with the batch:
@@ -24,6 +27,7 @@ does not end waiting for one long notebook started last.
 
 from __future__ import annotations
 
+import logging
 import math
 import multiprocessing
 import multiprocessing.connection
@@ -49,6 +53,7 @@ from grader.safety.escape import install_safe_logging
 from grader.steps.results import GradeResult, Note, result_from_json
 
 GradeFn = Callable[[Path, Path], GradeResult]
+log = logging.getLogger("grader")
 
 # Environment variables that bound the threads of the numeric libraries a kernel loads.
 _THREAD_VARS = (
@@ -73,6 +78,9 @@ class BatchOptions:
     # the machine allows it (bubblewrap and root); only with warm_kernels
     fork_kernels: bool = True
     pin_kernels: bool = True  # each worker (and its kernels) on cores of its own, when they fit
+    # workers forked from a prototype that warmed the grade function and started the batch's one zygote
+    # (grader.course.prototype), when the grade function says how (``warm_up``, ``kernel_setup``)
+    fork_workers: bool = True
 
 
 @dataclass(frozen=True)
@@ -244,7 +252,8 @@ def sweep_dead(base: Path, prefix: str, random_suffix: bool) -> list[Path]:
 
 class _Pool:
     def __init__(self, size: int, grade_fn: GradeFn, env: dict[str, str], warm_kernels: bool = False,
-                 slots: list[tuple[int, ...]] | None = None, fork_kernels: bool = False) -> None:
+                 slots: list[tuple[int, ...]] | None = None, fork_kernels: bool = False,
+                 fork_workers: bool = False) -> None:
         self.ctx = multiprocessing.get_context("spawn")
         self.grade_fn = grade_fn
         self.env = env
@@ -254,18 +263,40 @@ class _Pool:
         sweep_dead(Path(tempfile.gettempdir()), BATCH_TMP_PREFIX, random_suffix=True)
         self.scratch = Path(tempfile.mkdtemp(prefix=f"{BATCH_TMP_PREFIX}{os.getpid()}-"))
         os.chmod(self.scratch, 0o755)  # kernels running as another user reach their folders below
+        self.prototype: Any = None
+        if fork_workers and callable(getattr(grade_fn, "warm_up", None)) and callable(getattr(grade_fn, "kernel_setup", None)):
+            from grader.course.prototype import Prototype, PrototypeSpec
+
+            try:  # its zygote's kernels are forked for workers whose work roots lie below ``scratch``
+                self.prototype = Prototype(PrototypeSpec(grade_fn, env, self.scratch, warm_kernels and fork_kernels),
+                                           self.scratch)
+            except Exception as exc:  # noqa: BLE001 - spawned workers grade all the same
+                log.warning("the batch's prototype worker did not start (%s: %s); workers start as fresh processes",
+                            type(exc).__name__, exc)
         self.workers = [self._start(i) for i in range(size)]
 
     def _start(self, slot: int) -> _Worker:
         scratch = Path(tempfile.mkdtemp(prefix=f"worker-{slot}-", dir=self.scratch))
         os.chmod(scratch, 0o755)
         cores = self.slots[slot] if self.slots else None
+        args = (self.grade_fn, self.env, self.warm_kernels, cores, str(scratch), self.fork_kernels)
+        if self.prototype is not None:
+            parent, child = self.ctx.Pipe()
+            proc: multiprocessing.process.BaseProcess = self.prototype.process(_worker_main, (child, *args))
+            try:
+                proc.start()  # the first waits for the prototype's warm-up
+            except (OSError, EOFError) as exc:  # it exited (threads after its warm-up) or died
+                log.warning("the batch's prototype worker is gone (%s: %s); workers start as fresh processes",
+                            type(exc).__name__, exc)
+                parent.close()
+                child.close()
+                self.prototype.stop()
+                self.prototype = None
+            else:
+                child.close()
+                return _Worker(process=proc, conn=parent, slot=slot, scratch=scratch)
         parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(
-            target=_worker_main,
-            args=(child, self.grade_fn, self.env, self.warm_kernels, cores, str(scratch), self.fork_kernels),
-            daemon=True,
-        )
+        proc = self.ctx.Process(target=_worker_main, args=(child, *args), daemon=True)
         proc.start()
         child.close()
         return _Worker(process=proc, conn=parent, slot=slot, scratch=scratch)
@@ -300,6 +331,8 @@ class _Pool:
         for w in self.workers:
             w.process.join(timeout=max(0.1, deadline - time.monotonic()))
             self.kill(w)  # also whatever a finished worker left in its process group
+        if self.prototype is not None:
+            self.prototype.stop()  # and with it the batch's zygote
         shutil.rmtree(self.scratch, ignore_errors=True)
 
 
@@ -335,7 +368,7 @@ def grade_all(
     pending: deque[Submission] = deque(longest_first(todo))
     slots = core_slots(workers, options.threads_per_kernel) if options.pin_kernels else None
     pool = _Pool(workers, grade_fn, kernel_env(options.threads_per_kernel), options.warm_kernels, slots,
-                 options.fork_kernels)
+                 options.fork_kernels, options.fork_workers)
     try:
         while pending or any(w.job is not None for w in pool.workers):
             for w in pool.workers:

@@ -32,7 +32,7 @@ import signal
 import subprocess
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,7 @@ req = json.loads(a[1])
 argv = a[cut + 1:]
 req["args"] = argv[argv.index("ipykernel_launcher") + 1:] if "ipykernel_launcher" in argv else argv[1:]
 req["env"] = dict(os.environ)
+req["cores"] = sorted(os.sched_getaffinity(0))
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.connect(a[0])
 s.sendall(json.dumps(req).encode() + b"\\n")
@@ -113,6 +114,9 @@ class ZygoteHandle:
     work_root: Path
     env: dict[str, str]  # the zygote's environment: every forked kernel's, but for ``zygote.OWN_VARIABLES``
     threads: list[str]  # the zygote's threads when it was ready (only ``python``: forking is safe)
+    # False in a pool worker using the zygote its batch's template process started and stops
+    # (``grader.course.template``): the worker neither waits for it nor stops it
+    owned: bool = True
 
     @property
     def socket(self) -> Path:
@@ -127,10 +131,23 @@ class ZygoteHandle:
         return [str(self.work_root), str(self.root)]
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        if self.owned:
+            return self.process.poll() is None
+        return _running(self.process.pid)
+
+    def exit_code(self) -> int | None:
+        """The zygote's exit code, once it ended (None while it runs, or when another process started it)."""
+        return self.process.poll() if self.owned else None
+
+    def shared(self) -> ZygoteHandle:
+        """This handle as a process that did not start the zygote sees it (``owned`` False)."""
+        return replace(self, owned=False)
 
     def stop(self) -> None:
-        """Kill the zygote (and with it every kernel still forked from it) and remove its folder."""
+        """Kill the zygote (and with it every kernel still forked from it) and remove its folder;
+        nothing for a zygote another process started (that process stops it)."""
+        if not self.owned:
+            return
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
         kill_process_tree(self.process.pid)
@@ -139,6 +156,15 @@ class ZygoteHandle:
         if self.process.stdout is not None:
             self.process.stdout.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie has ended)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X")
 
 
 def kernel_environment(env: dict[str, str], runtime: Path, workdir: Path) -> dict[str, str]:

@@ -140,7 +140,7 @@ class GradingKernel:
         from is dead: its death ended the kernel (a kernel that died by itself leaves the zygote alive)."""
         if kernel_status != "ok" and self._zygote is not None and not self._zygote.alive():
             raise ZygoteDied(f"the process this kernel was forked from died while the notebook ran (exit code "
-                             f"{self._zygote.process.poll()}): a grading failure, not the student's; grade it again")
+                             f"{self._zygote.exit_code()}): a grading failure, not the student's; grade it again")
 
     async def boot(self, preamble: str) -> None:
         """Start the kernel, connect, run the preamble, then the imports. The caller stops the kernel

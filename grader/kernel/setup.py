@@ -56,6 +56,16 @@ class KernelSetup:
             return self
         return replace(self, config=replace(self.config, sandbox=replace(policy, hide_paths=hidden)))
 
+    def forks_from(self, other: KernelSetup) -> bool:
+        """Whether a kernel of this setup can be forked from the zygote of ``other``: the same setup
+        but for the work root, which lies within ``other``'s (a batch's workers each have a work
+        root of their own inside the batch's, which every kernel of the zygote covers whole)."""
+        root = other.work_root
+        if self.work_root != root and root not in self.work_root.parents:
+            return False
+        needed = tuple(root if p == self.work_root else p for p in self.needed)
+        return replace(self, work_root=root, needed=needed) == other
+
     def new_workdir(self) -> Path:
         """A fresh, private working folder: the datasets scratch cache linked into the store and,
         for Colab, an empty ``drive/MyDrive``. Nothing of any submission is in it."""

@@ -44,7 +44,7 @@ from grader.kernel.setup import KernelSetup
 
 log = logging.getLogger("grader")
 T = TypeVar("T")
-MAX_ZYGOTES = 2  # per worker: a batch has one kernel setup; a zygote holds its imports in memory
+MAX_ZYGOTES = 2  # a worker's own, per worker: a batch has one kernel setup; a zygote holds its imports in memory
 
 
 class KernelWarmer:
@@ -146,7 +146,9 @@ class KernelWarmer:
             await asyncio.wait(set(self._tasks))
 
     async def _zygote(self, setup: KernelSetup) -> ZygoteHandle | None:
-        """The zygote of ``setup``, started on first use (None: kernels of this setup start fresh)."""
+        """The zygote of ``setup``: the batch's, when this worker was forked from the batch's prototype
+        and ``setup`` fits it, or else one of this worker's own, started on first use (None: kernels of
+        this setup start fresh)."""
         if self._zygote_lock is None:
             self._zygote_lock = asyncio.Lock()
         async with self._zygote_lock:
@@ -156,12 +158,20 @@ class KernelWarmer:
                 if zygote is None or zygote.alive():
                     return zygote
                 log.warning("the zygote of this kernel setup died (exit code %s); kernels start fresh",
-                            zygote.process.poll())
+                            zygote.exit_code())
                 zygote.stop()
                 self._zygotes[known] = (setup, None)
                 return None
+            from grader.course.prototype import shared_zygote
+
+            shared = shared_zygote()  # the batch's, when this worker was forked from its prototype
+            if shared is not None and setup.forks_from(shared[0]):
+                if shared[1].alive():
+                    self._zygotes.append((setup, shared[1]))
+                    return shared[1]
+                log.warning("the batch's zygote is gone; this worker starts its own")
             why = forkserver.usable(setup.config.sandbox)
-            if why is None and sum(z is not None for _, z in self._zygotes) >= MAX_ZYGOTES:
+            if why is None and sum(z is not None and z.owned for _, z in self._zygotes) >= MAX_ZYGOTES:
                 why = f"this worker runs {MAX_ZYGOTES} zygotes already (one per kernel setup)"
             if why is not None:
                 log.info("kernels start fresh, not forked: %s", why)

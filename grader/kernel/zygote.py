@@ -2,8 +2,9 @@
 fresh, confined kernel for each submission.
 
 Booting a kernel of the course costs about 2.4 CPU-seconds of imports (torch, transformers,
-datasets, evaluate) before the first cell, the same for every submission. A pool worker
-(``grader.kernel.warm``) starts one zygote per kernel setup: it runs in the sandbox
+datasets, evaluate) before the first cell, the same for every submission. A batch starts one
+zygote per kernel setup (its prototype, ``grader.course.prototype``, or else each pool worker,
+``grader.kernel.warm``): it runs in the sandbox
 (``grader.kernel.forkserver`` starts it under bubblewrap exactly as a kernel would be), runs the
 grader's preamble (the pack's compatibility shims) and the setup's imports, and then only listens.
 It never runs a cell, never receives a submission, and holds nothing of one. Each request forks:
@@ -164,9 +165,21 @@ def _confine(req: dict[str, Any]) -> None:
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
+def _pin(cores: Any) -> None:
+    """The kernel on the cores of the worker that asked for it (a zygote shared by a batch's workers
+    is not pinned itself); cores outside the zygote's own set are ignored."""
+    if not isinstance(cores, list):
+        return
+    allowed = os.sched_getaffinity(0)
+    wanted = {c for c in cores if isinstance(c, int) and c in allowed}
+    if wanted and wanted != allowed:
+        os.sched_setaffinity(0, wanted)
+
+
 def _run_kernel(req: dict[str, Any]) -> int:
     """C: become the kernel the request describes, in this (already importing-done) interpreter."""
     os.chdir(req["workdir"])
+    _pin(req.get("cores"))
     _confine(req)
     # the zygote's environment (as its preamble and imports left it, as a fresh kernel's would be),
     # with the variables a kernel has of its own

@@ -178,6 +178,28 @@ def _grade(notebook: Path, out_dir: Path, options: GradeOptions, rubric: Rubric,
     )
 
 
+def batch_kernel_setup(options: GradeOptions, work_root: Path) -> Any:
+    """The kernel setup of a batch's submissions whose kernels work under ``work_root`` (before the
+    folder of any one submission is hidden: in a batch it lies in a hidden folder already)."""
+    from grader.kernel.setup import kernel_setup
+
+    return kernel_setup(load_rubric(options.rubric), replace(options, work_root=work_root))
+
+
+def warm_up(options: GradeOptions) -> None:
+    """What grading any submission does first, done once: load the rubric, activate the store, and
+    draw one set of probe inputs (thrown away), which imports and loads what the pack's inputs and
+    expected values are made with. A batch's template process does it for all its workers."""
+    from grader.kernel.store import activate
+
+    rubric = load_rubric(options.rubric)
+    activate()
+    _quiet_libraries()
+    pack = rubric.checks_module
+    pack.make_inputs(rubric, rubric.probe_plan(options.public_only), 0, source={})
+    _quiet_libraries()  # the libraries the inputs imported
+
+
 def _quiet_libraries() -> None:
     """The libraries the pack uses in the grader's process say what they load ("Using the latest
     cached version of the dataset ..."): noise in an instructor's terminal, so errors only."""

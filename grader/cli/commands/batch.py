@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import functools
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,7 +11,7 @@ from typing import Any
 from grader.cli.commands.grade import add_grading_options, options_from, prepare
 from grader.cli.main import EXIT_HARNESS, EXIT_OK, HarnessError, UsageError
 from grader.course.batch import run_batch
-from grader.course.finish import grade_with_pipeline
+from grader.course.finish import PipelineGrader
 from grader.course.gradebook import Gradebook, rescore
 from grader.course.moodle import ingest
 from grader.course.outputs import rewrite_outputs, summary_table
@@ -60,6 +59,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--no-fork-kernels", action="store_true",
                    help="start every kernel fresh instead of forking it from a process that has imported the "
                         "libraries once (forking needs bubblewrap and root; elsewhere kernels start fresh anyway)")
+    p.add_argument("--spawn-workers", action="store_true",
+                   help="start each worker as a fresh process that does its own warm-up and starts its own zygote, "
+                        "instead of forking the workers from one that did both once")
     p.add_argument("--no-pin", action="store_true",
                    help="let kernels run on any core (default: each worker and its kernels on cores of their own)")
     p.add_argument("--hard-timeout", type=float, default=3600.0, metavar="SECONDS",
@@ -117,14 +119,15 @@ def run(args: argparse.Namespace, grade_fn: GradeFn | None = None) -> int:
         hide = outermost(p.resolve() for p in (args.source, out, gradebook_path))
         options = options_from(args, env_overrides=env, torch_threads=args.threads_per_kernel, hide_paths=hide,
                                write_result=False, gpu=gpu)  # the batch writes result.json once, with manual scores
-        grade_fn = functools.partial(grade_with_pipeline, options=options)
+        grade_fn = PipelineGrader(options)
     else:  # a caller's own grade function (tests, other front ends)
         rubric_hash = pack_fingerprint(resolve_rubric_dir(args.rubric) if args.rubric else None)
     batch_options = BatchOptions(workers=args.workers, threads_per_kernel=args.threads_per_kernel, force=args.force,
                            hard_timeout_s=args.hard_timeout if args.hard_timeout > 0 else None,
                            warm_kernels=not getattr(args, "no_warm_kernels", False),
                            fork_kernels=not getattr(args, "no_fork_kernels", False),
-                           pin_kernels=not getattr(args, "no_pin", False))
+                           pin_kernels=not getattr(args, "no_pin", False),
+                           fork_workers=not getattr(args, "spawn_workers", False))
     cluster = None
     if cluster_spec is not None:
         from grader.cluster.run import ClusterBatch

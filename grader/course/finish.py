@@ -56,7 +56,7 @@ def grade_with_pipeline(notebook: Path, out_dir: Path, *, options: Any) -> Grade
 @dataclass(frozen=True)
 class PipelineGrader:
     """The real grade function as a batch's pool uses it: ``grade_with_pipeline`` under ``options``,
-    and what a batch's template process does once for all its workers (``grader.course.template``):
+    and what a batch's prototype does once for all its workers (``grader.course.prototype``):
     the kernel setup their zygote is started for, and the pack's warm-up."""
 
     options: Any  # grader.steps.pipeline.GradeOptions

@@ -21,7 +21,7 @@ Nothing of a submission reaches the prototype: it forks before any is handed out
 receives its submissions over its own pipe, as a spawned worker does.
 
 Forking is only safe from a single thread: a prototype that has more after its warm-up exits, and the
-pool spawns its workers instead (``start``). A failed warm-up or zygote is logged; the workers then
+pool spawns its workers instead (``pool._Pool._start``). A failed warm-up or zygote is logged; the workers then
 do their own, as spawned ones do.
 """
 
@@ -171,11 +171,7 @@ def _single_threaded(wait_s: float = 2.0) -> bool:
     """One thread left (a helper thread that is ending gets ``wait_s``)."""
     deadline = time.monotonic() + wait_s
     while True:
-        try:
-            tasks = len(os.listdir("/proc/self/task"))
-        except OSError:
-            tasks = threading.active_count()
-        if tasks == 1:
+        if len(_thread_names()) == 1:
             return True
         if time.monotonic() > deadline:
             return False

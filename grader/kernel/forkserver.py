@@ -114,8 +114,8 @@ class ZygoteHandle:
     work_root: Path
     env: dict[str, str]  # the zygote's environment: every forked kernel's, but for ``zygote.OWN_VARIABLES``
     threads: list[str]  # the zygote's threads when it was ready (only ``python``: forking is safe)
-    # False in a pool worker using the zygote its batch's template process started and stops
-    # (``grader.course.template``): the worker neither waits for it nor stops it
+    # False in a pool worker using the zygote its batch's prototype started and stops
+    # (``grader.course.prototype``): the worker neither waits for it nor stops it
     owned: bool = True
 
     @property
